@@ -1,0 +1,116 @@
+#include "diffusion/pipeline.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace duan::diffusion {
+
+StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::string& merges_path,
+                                 int n_threads)
+    : pool_(n_threads),
+      ck_(checkpoint),
+      tok_(ClipTokenizer::from_merges_file(merges_path)),
+      te_(ck_),
+      unet_(ck_),
+      vae_(ck_) {}
+
+std::vector<float> StableDiffusion::encode_prompt(const std::string& text) {
+    return te_.encode(pool_, tok_.encode_padded(text));
+}
+
+std::vector<float> StableDiffusion::decode_latent(const std::vector<float>& latent, int h, int w) {
+    std::vector<float> z = latent;
+    for (auto& v : z) v /= VaeDecoder::kScale;
+    return vae_.decode(pool_, z, h, w);
+}
+
+std::vector<uint8_t> image_to_rgb8(const std::vector<float>& img, int width, int height) {
+    const int64_t HW = static_cast<int64_t>(width) * height;
+    std::vector<uint8_t> rgb(static_cast<size_t>(HW * 3));
+    for (int c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < HW; ++i) {
+            float v = (img[c * HW + i] + 1.0f) / 2.0f;
+            v = std::min(1.0f, std::max(0.0f, v));
+            const uint8_t u = v <= 0.0f ? 0 : v >= 1.0f ? 255 : static_cast<uint8_t>(static_cast<int>(v * 255.0f + 0.5f));
+            rgb[i * 3 + c] = u;
+        }
+    return rgb;
+}
+
+Txt2ImgResult StableDiffusion::txt2img(const Txt2ImgParams& p, const Txt2ImgHooks& hooks) {
+    if (p.width <= 0 || p.height <= 0 || p.width % 64 != 0 || p.height % 64 != 0)
+        fail("image size ", p.width, "x", p.height, " must be positive multiples of 64");
+    if (p.steps < 1 || p.steps > 1000) fail("steps must be in 1..1000, got ", p.steps);
+    const int h = p.height / 8, w = p.width / 8;
+    const int64_t n = 4LL * h * w;
+    auto dump = [&](const std::string& name, std::vector<int64_t> shape, const std::vector<float>& d) {
+        if (hooks.dump) hooks.dump(name, shape, d);
+    };
+
+    // Conditioning: prompt and negative are encoded separately (each may span several 77-chunks).
+    const std::vector<int32_t> tc = tok_.encode_padded(p.prompt);
+    const std::vector<int32_t> tu = tok_.encode_padded(p.negative);
+    const bool use_uncond = p.cfg != 1.0f;
+    std::vector<int32_t> all = tc;
+    if (use_uncond) all.insert(all.end(), tu.begin(), tu.end());
+    const std::vector<float> emb = te_.encode(pool_, all);  // both in one batch
+    const int64_t Lc = static_cast<int64_t>(tc.size()), Lu = static_cast<int64_t>(tu.size());
+    const std::vector<float> cond(emb.begin(), emb.begin() + Lc * 768);
+    std::vector<float> uncond;
+    if (use_uncond) uncond.assign(emb.begin() + Lc * 768, emb.end());
+    dump("cond_c_crossattn", {1, Lc, 768}, cond);
+    if (use_uncond) dump("uncond_c_crossattn", {1, Lu, 768}, uncond);
+
+    // Noise: one flat NCHW draw, x_T = noise · sigma0.
+    auto rng = make_rng(p.rng, p.seed);
+    const std::vector<float> sigmas = make_sigmas(sched_, p.scheduler.value_or(default_scheduler(p.sampler)), p.steps);
+    std::vector<float> x = rng->randn(static_cast<size_t>(n));
+    dump("init_noise", {1, 4, h, w}, x);
+    for (auto& v : x) v *= sigmas[0];
+    dump("sigmas", {static_cast<int64_t>(sigmas.size())}, sigmas);
+
+    int eval = 0;
+    auto t_step = std::chrono::steady_clock::now();
+    auto denoise = [&](const std::vector<float>& xi, float sigma, int) {
+        char pre[16];
+        std::snprintf(pre, sizeof pre, "eval%02d_", eval++);
+        const std::vector<int64_t> shp = {1, 4, h, w};
+        const float c_in = 1.0f / std::sqrt(sigma * sigma + 1.0f);
+        const float t = sched_.sigma_to_t(sigma);
+        std::vector<float> xin(xi.size());
+        for (size_t j = 0; j < xi.size(); ++j) xin[j] = xi[j] * c_in;
+        dump(std::string(pre) + "x", shp, xi);
+        dump(std::string(pre) + "unet_in", shp, xin);
+        std::vector<float> eps = unet_.forward(pool_, xin, h, w, t, cond, Lc);
+        dump(std::string(pre) + "eps_cond", shp, eps);
+        if (use_uncond) {
+            const std::vector<float> eu = unet_.forward(pool_, xin, h, w, t, uncond, Lu);
+            dump(std::string(pre) + "eps_uncond", shp, eu);
+            for (size_t j = 0; j < eps.size(); ++j) eps[j] = eu[j] + p.cfg * (eps[j] - eu[j]);
+            dump(std::string(pre) + "eps_guided", shp, eps);
+        }
+        std::vector<float> den(xi.size());
+        for (size_t j = 0; j < xi.size(); ++j) den[j] = xi[j] - sigma * eps[j];
+        dump(std::string(pre) + "denoised", shp, den);
+        return den;
+    };
+    auto on_step = [&](int i, const std::vector<float>&) {
+        const auto now = std::chrono::steady_clock::now();
+        const double s = std::chrono::duration<double>(now - t_step).count();
+        t_step = now;
+        if (hooks.progress) hooks.progress(i + 1, p.steps, s);
+    };
+    Txt2ImgResult r;
+    r.width = p.width;
+    r.height = p.height;
+    r.latent = sample(p.sampler, denoise, x, sigmas, *rng, on_step);
+    dump("final_latent", {1, 4, h, w}, r.latent);
+    r.image = decode_latent(r.latent, h, w);
+    dump("vae_decode_raw", {1, 3, p.height, p.width}, r.image);
+    r.rgb = image_to_rgb8(r.image, p.width, p.height);
+    return r;
+}
+
+}  // namespace duan::diffusion

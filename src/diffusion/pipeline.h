@@ -1,0 +1,77 @@
+// Text-to-image with a Stable Diffusion 1.x single-file checkpoint, following the reference
+// (stable-diffusion.cpp) stage by stage: tokenize -> CLIP text encoder (prompt and negative) ->
+// initial noise (seed, --rng cpu|cuda) × sigma0 -> sampler loop with classifier-free guidance ->
+// VAE decode -> 8-bit RGB.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffusion/clip_text.h"
+#include "diffusion/clip_tokenizer.h"
+#include "diffusion/sampler.h"
+#include "diffusion/unet.h"
+#include "diffusion/vae.h"
+
+namespace duan::diffusion {
+
+struct Txt2ImgParams {
+    std::string prompt, negative;
+    uint64_t seed = 42;
+    int steps = 20;
+    float cfg = 7.0f;
+    int width = 512, height = 512;
+    Sampler sampler = Sampler::EulerA;
+    std::optional<Scheduler> scheduler;  // default: default_scheduler(sampler)
+    std::string rng = "cuda";            // the reference's default
+};
+
+struct Txt2ImgResult {
+    std::vector<float> latent;  // [4][H/8][W/8], the final latent before dividing by 0.18215
+    std::vector<float> image;   // [3][H][W], the VAE output (about [-1, 1], unclamped)
+    std::vector<uint8_t> rgb;   // H·W·3 interleaved, u8(clamp((x+1)/2)·255 + 0.5)
+    int width = 0, height = 0;
+};
+
+// Observers: progress after each sampler step (k of n, seconds of that step), and an optional
+// dump of named intermediate tensors (names as in testdata/sd/runs: "init_noise", "eval00_x",
+// "eval00_eps_cond", "final_latent", …).
+struct Txt2ImgHooks {
+    std::function<void(int step, int steps, double step_seconds)> progress;
+    std::function<void(const std::string& name, const std::vector<int64_t>& shape,
+                       const std::vector<float>& data)>
+        dump;
+};
+
+class StableDiffusion {
+public:
+    // merges_path: CLIP's merges.txt (SD checkpoints do not carry the tokenizer).
+    StableDiffusion(const std::string& checkpoint, const std::string& merges_path, int n_threads);
+
+    Txt2ImgResult txt2img(const Txt2ImgParams& p, const Txt2ImgHooks& hooks = {});
+    // Prompt (+ negative) embeddings, [n·77][768] each.
+    std::vector<float> encode_prompt(const std::string& text);
+    std::vector<float> decode_latent(const std::vector<float>& latent, int h, int w);
+
+    const Checkpoint& checkpoint() const { return ck_; }
+    const UNet& unet() const { return unet_; }
+    const ClipTokenizer& tokenizer() const { return tok_; }
+    ThreadPool& pool() { return pool_; }
+
+private:
+    ThreadPool pool_;
+    Checkpoint ck_;
+    ClipTokenizer tok_;
+    ClipTextEncoder te_;
+    UNet unet_;
+    VaeDecoder vae_;
+    CompVisSchedule sched_;
+};
+
+// u8(clamp((x+1)/2, 0, 1)·255 + 0.5) of a [3][H][W] image, interleaved RGB.
+std::vector<uint8_t> image_to_rgb8(const std::vector<float>& img, int width, int height);
+
+}  // namespace duan::diffusion
