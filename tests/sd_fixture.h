@@ -14,7 +14,7 @@
 namespace duan::test {
 
 class SdCheckpoints {
-public:
+  public:
     // Folder with the checkpoints, or "" with `why` set when they cannot be made.
     static const std::string& dir(std::string* why) {
         static SdCheckpoints inst;
@@ -22,12 +22,18 @@ public:
         return inst.dir_;
     }
 
-private:
+  private:
     SdCheckpoints() {
         namespace fs = std::filesystem;
+        // DUAN_SD_CKPT_DIR (set by CMake for ctest runs): a cache folder shared by the test
+        // processes. Made once, by whichever process gets there first (atomic rename).
+        std::string cache;
         if (const char* e = std::getenv("DUAN_SD_CKPT_DIR"); e && *e) {
-            dir_ = e;
-            return;
+            cache = e;
+            if (fs::exists(fs::path(cache) / "tiny_sd1_s0_f16.safetensors")) {
+                dir_ = cache;
+                return;
+            }
         }
         const std::string script = testdata("sd/make_tiny_sd.py");
         if (!fs::exists(script)) {
@@ -50,6 +56,18 @@ private:
             fs::remove_all(tmpl);
             return;
         }
+        if (!cache.empty()) {
+            std::error_code ec;
+            fs::create_directories(fs::path(cache).parent_path(), ec);
+            fs::rename(tmpl, cache, ec);  // fails if another process was first: use theirs
+            if (ec) fs::remove_all(tmpl);
+            if (fs::exists(fs::path(cache) / "tiny_sd1_s0_f16.safetensors")) {
+                dir_ = cache;
+                return;
+            }
+            why_ = "cannot place the checkpoint in " + cache;
+            return;
+        }
         dir_ = tmpl;
         owned_ = true;
     }
@@ -60,11 +78,11 @@ private:
     bool owned_ = false;
 };
 
-#define DUAN_REQUIRE_SD_CHECKPOINT(var)                                      \
-    std::string var;                                                         \
-    do {                                                                     \
-        std::string why_;                                                    \
-        var = ::duan::test::SdCheckpoints::dir(&why_);                       \
+#define DUAN_REQUIRE_SD_CHECKPOINT(var)                                         \
+    std::string var;                                                            \
+    do {                                                                        \
+        std::string why_;                                                       \
+        var = ::duan::test::SdCheckpoints::dir(&why_);                          \
         if (var.empty()) GTEST_SKIP() << "SD checkpoint unavailable: " << why_; \
     } while (0)
 

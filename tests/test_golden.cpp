@@ -84,8 +84,8 @@ TEST_P(Golden, MatchesReference) {
     auto ours = logits_report(ctx, prompt, n_greedy, full_pos);
     ASSERT_EQ(ours["n_vocab"], golden["n_vocab"]);
 
-    const bool is_float = c.model.ends_with("f32") || c.model.ends_with("f16");
     const bool is_bf16 = c.model.ends_with("bf16");
+    const bool is_float = c.model.ends_with("f32") || (c.model.ends_with("f16") && !is_bf16);
     double bound = 1e-6;
     if (!is_float) bound = kQuantNmse.at(c.model) / 4;
     double worst = 0;

@@ -42,14 +42,37 @@ TEST(RouterPolicy, RulesInOrder) {
         fn(in);
         return decide(in, p);
     };
-    EXPECT_EQ(with([](RouteInput& i) { i.private_reason = "pii:email"; i.complexity = 1; }).reason, "pii:email");
-    EXPECT_FALSE(with([](RouteInput& i) { i.private_reason = "private"; i.device.battery_pct = 1; }).cloud);
+    EXPECT_EQ(with([](RouteInput& i) {
+                  i.private_reason = "pii:email";
+                  i.complexity = 1;
+              }).reason,
+              "pii:email");
+    EXPECT_FALSE(with([](RouteInput& i) {
+                     i.private_reason = "private";
+                     i.device.battery_pct = 1;
+                 }).cloud);
     EXPECT_EQ(with([](RouteInput& i) { i.local_available = false; }).reason, "no_local_model");
-    EXPECT_EQ(with([](RouteInput& i) { i.cloud_configured = false; i.complexity = 1; }).reason, "no_cloud");
-    EXPECT_EQ(with([](RouteInput& i) { i.network_up = false; i.complexity = 1; }).reason, "network_down");
-    EXPECT_EQ(with([](RouteInput& i) { i.prompt_tokens = 500; i.max_tokens = 100; }).reason, "context_exceeded");
+    EXPECT_EQ(with([](RouteInput& i) {
+                  i.cloud_configured = false;
+                  i.complexity = 1;
+              }).reason,
+              "no_cloud");
+    EXPECT_EQ(with([](RouteInput& i) {
+                  i.network_up = false;
+                  i.complexity = 1;
+              }).reason,
+              "network_down");
+    EXPECT_EQ(with([](RouteInput& i) {
+                  i.prompt_tokens = 500;
+                  i.max_tokens = 100;
+              }).reason,
+              "context_exceeded");
     EXPECT_EQ(with([](RouteInput& i) { i.device.battery_pct = 10; }).reason, "battery_low");
-    EXPECT_EQ(with([](RouteInput& i) { i.device.battery_pct = 10; i.device.charging = true; }).reason, "default");
+    EXPECT_EQ(with([](RouteInput& i) {
+                  i.device.battery_pct = 10;
+                  i.device.charging = true;
+              }).reason,
+              "default");
     EXPECT_EQ(with([](RouteInput& i) { i.device.temp_c = 85; }).reason, "thermal");
     EXPECT_EQ(with([](RouteInput& i) { i.deadline_ms = 50; }).reason, "deadline");
     EXPECT_EQ(with([](RouteInput& i) { i.deadline_ms = 500; }).reason, "default");
@@ -84,7 +107,8 @@ TEST(RouterPolicy, DefaultDeadlineFromPolicy) {
 TEST(RouterPolicy, ComplexityScore) {
     EXPECT_LT(complexity_score("hello there"), 0.05);
     double hard = complexity_score(
-        "Prove the theorem step by step, then analyze and compare the algorithm. Why? How? What?\n```\ncode\n```");
+        "Prove the theorem step by step, then analyze and compare the algorithm. Why? How? "
+        "What?\n```\ncode\n```");
     EXPECT_GE(hard, 0.6);
     std::string longtext;
     for (int i = 0; i < 400; ++i) longtext += "word ";
@@ -107,12 +131,20 @@ TEST(RouterPolicy, PiiRules) {
     std::string big(3 << 20, 'a');
     EXPECT_FALSE(r.match(big));
     EXPECT_EQ(r.match(big + " bob@example.org").value_or(""), "email");
+    EXPECT_EQ(r.match(big + " 555-123-4567").value_or(""), "phone");
+    EXPECT_FALSE(r.match(std::string(1 << 20, '@') + "a@b"));
+    EXPECT_EQ(r.match(std::string(1000, '7')).value_or(""), "long_number");
+    std::string nums;
+    for (int i = 0; i < 100000; ++i) nums += "12 ";  // short runs, joined by spaces: capped too
+    EXPECT_TRUE(r.match(nums));
 
-    PiiRules c = PiiRules::from_json(nlohmann::json::parse(R"({"use_defaults":false,"patterns":{"employee":"EMP-\\d{6}"}})"));
+    PiiRules c = PiiRules::from_json(
+        nlohmann::json::parse(R"({"use_defaults":false,"patterns":{"employee":"EMP-\\d{6}"}})"));
     EXPECT_EQ(c.size(), 1u);
     EXPECT_EQ(c.match("badge EMP-123456").value_or(""), "employee");
     EXPECT_FALSE(c.match("jane@example.com"));
-    EXPECT_THROW(PiiRules::from_json(nlohmann::json::parse(R"({"patterns":{"bad":"(["}})")), duan::Error);
+    EXPECT_THROW(PiiRules::from_json(nlohmann::json::parse(R"({"patterns":{"bad":"(["}})")),
+                 duan::Error);
 }
 
 TEST(RouterPolicy, PolicyFromJson) {
@@ -124,8 +156,10 @@ TEST(RouterPolicy, PolicyFromJson) {
     EXPECT_FALSE(p.overflow_to_cloud);
     EXPECT_EQ(p.cloud_model, "gpt-x");
     EXPECT_THROW(Policy::from_json(nlohmann::json::parse(R"({"min_batery_pct":30})")), duan::Error);
-    EXPECT_THROW(Policy::from_json(nlohmann::json::parse(R"({"min_battery_pct":300})")), duan::Error);
-    EXPECT_THROW(Policy::from_json(nlohmann::json::parse(R"({"overflow_to_cloud":1})")), duan::Error);
+    EXPECT_THROW(Policy::from_json(nlohmann::json::parse(R"({"min_battery_pct":300})")),
+                 duan::Error);
+    EXPECT_THROW(Policy::from_json(nlohmann::json::parse(R"({"overflow_to_cloud":1})")),
+                 duan::Error);
     EXPECT_THROW(Policy::load("/nonexistent/policy.json"), duan::Error);
 }
 
@@ -163,7 +197,7 @@ TEST(RouterPolicy, DeviceProbeReadsSysfsAndOverrides) {
 namespace {
 
 class FakeCloud : public CloudBackend {
-public:
+  public:
     enum Mode { Ok, Refuse, Hang, Error500, CutMidway } mode = Ok;
     std::atomic<int> calls{0};
     std::atomic<bool> up{true};
@@ -175,7 +209,8 @@ public:
     std::shared_ptr<GenStream> submit(const GenRequest& req) override {
         calls++;
         last_text = req.all_text();
-        if (mode == Refuse) throw ApiError(502, "upstream_error", "connection refused", "upstream_unreachable");
+        if (mode == Refuse)
+            throw ApiError(502, "upstream_error", "connection refused", "upstream_unreachable");
         auto s = std::make_shared<GenStream>();
         threads.emplace_back([s, m = mode] {
             if (m == Hang) {
@@ -183,9 +218,11 @@ public:
                 s->fail(ApiError(499, "cancelled", "cancelled", "cancelled"));
                 return;
             }
-            if (m == Error500) return s->fail(ApiError(502, "upstream_error", "HTTP 500", "upstream_error"));
+            if (m == Error500)
+                return s->fail(ApiError(502, "upstream_error", "HTTP 500", "upstream_error"));
             s->push_text("cloud ");
-            if (m == CutMidway) return s->fail(ApiError(502, "upstream_error", "cut", "upstream_broken"));
+            if (m == CutMidway)
+                return s->fail(ApiError(502, "upstream_error", "cut", "upstream_broken"));
             s->push_text("answer");
             s->finish(GenResult{"", "stop", 7, 2});
         });
@@ -229,8 +266,10 @@ TEST(RouterFallback, SimpleGoesLocalComplexGoesCloud) {
     EXPECT_TRUE(c.route.cloud);
     EXPECT_EQ(c.route.reason, "complexity");
     EXPECT_EQ(c.result.text, "cloud answer");
-    EXPECT_EQ(f.metrics.value("duan_tokens_total", {{"route", "cloud"}, {"kind", "completion"}}), 2);
-    EXPECT_EQ(f.metrics.value("duan_tokens_total", {{"route", "local"}, {"kind", "completion"}}), 4);
+    EXPECT_EQ(f.metrics.value("duan_tokens_total", {{"route", "cloud"}, {"kind", "completion"}}),
+              2);
+    EXPECT_EQ(f.metrics.value("duan_tokens_total", {{"route", "local"}, {"kind", "completion"}}),
+              4);
 }
 
 TEST(RouterFallback, PrivateNeverLeaves) {
@@ -251,7 +290,8 @@ TEST(RouterFallback, PrivateNeverLeaves) {
 }
 
 TEST(RouterFallback, CloudFailuresFallBackToLocal) {
-    for (auto mode : {FakeCloud::Refuse, FakeCloud::Hang, FakeCloud::Error500, FakeCloud::CutMidway}) {
+    for (auto mode :
+         {FakeCloud::Refuse, FakeCloud::Hang, FakeCloud::Error500, FakeCloud::CutMidway}) {
         RouterFixture f;
         f.cloud.mode = mode;
         auto c = f.router->complete(chat(kHard));

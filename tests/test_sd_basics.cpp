@@ -63,6 +63,46 @@ TEST(SdTokenizer, SplitRulesAndChunks) {
     EXPECT_FALSE(tok.encode("café 東京").empty());
 }
 
+TEST(SdTokenizer, PromptAttentionLikeReference) {
+    // The examples documented with the reference's parse_prompt_attention.
+    using V = std::vector<std::pair<std::string, float>>;
+    auto near = [](const V& a, const V& b) {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (a[i].first != b[i].first || std::fabs(a[i].second - b[i].second) > 1e-5f)
+                return false;
+        return true;
+    };
+    EXPECT_TRUE(near(parse_prompt_attention("normal text"), V{{"normal text", 1.0f}}));
+    EXPECT_TRUE(near(parse_prompt_attention("an (important) word"),
+                     V{{"an ", 1.0f}, {"important", 1.1f}, {" word", 1.0f}}));
+    EXPECT_TRUE(near(parse_prompt_attention("(unbalanced"), V{{"unbalanced", 1.1f}}));
+    EXPECT_TRUE(
+        near(parse_prompt_attention("(unnecessary)(parens)"), V{{"unnecessaryparens", 1.1f}}));
+    EXPECT_TRUE(near(parse_prompt_attention("a (((house:1.3)) [on] a (hill:0.5), sun, (((sky)))."),
+                     V{{"a ", 1.0f},
+                       {"house", 1.573f},
+                       {" ", 1.1f},
+                       {"on", 1.0f},
+                       {" a ", 1.1f},
+                       {"hill", 0.55f},
+                       {", sun, ", 1.1f},
+                       {"sky", 1.4641f},
+                       {".", 1.1f}}));
+    EXPECT_TRUE(
+        near(parse_prompt_attention("a BREAK b"), V{{"a ", 1.0f}, {"BREAK", -1.0f}, {" b", 1.0f}}));
+    EXPECT_TRUE(near(parse_prompt_attention("\\(x"), V{{"(x", 1.0f}}));
+    DUAN_REQUIRE_TESTDATA("sd/clip/merges.txt");
+    auto tok = ClipTokenizer::from_merges_file(duan::test::testdata("sd/clip/merges.txt"));
+    auto [ids, w] = tok.encode_weighted("a (red:1.5) ball BREAK grass");
+    ASSERT_EQ(ids.size(), 154u);  // BREAK starts a new chunk
+    EXPECT_EQ(ids[2], 736);       // "red</w>"
+    EXPECT_FLOAT_EQ(w[2], 1.5f);
+    EXPECT_FLOAT_EQ(w[1], 1.0f);
+    EXPECT_EQ(ids[77], ClipTokenizer::kBos);
+    EXPECT_EQ(ids[76], ClipTokenizer::kEos);
+}
+
 TEST(SdRng, InitialAndAncestralNoiseBitExact) {
     DUAN_REQUIRE_TESTDATA("sd/runs/f32_euler_cpu/init_noise.npy");
     for (const char* run : kRuns) {

@@ -39,7 +39,8 @@ TEST(ServeApi, ParsesChatRequest) {
 }
 
 TEST(ServeApi, ParsesCompletionRequest) {
-    GenRequest r = parse_request(R"({"prompt":["Once upon"],"max_completion_tokens":3,"stop":"x"})", false);
+    GenRequest r =
+        parse_request(R"({"prompt":["Once upon"],"max_completion_tokens":3,"stop":"x"})", false);
     EXPECT_FALSE(r.chat);
     EXPECT_EQ(r.prompt, "Once upon");
     EXPECT_EQ(r.max_tokens, 3);
@@ -60,13 +61,15 @@ TEST(ServeApi, RejectsBadInputWith400AndParam) {
         {R"({"messages":[{"role":"wizard","content":"x"}]})", true, "messages[0].role"},
         {R"({"messages":[{"content":"x"}]})", true, "messages[0].role"},
         {R"({"messages":[{"role":"user","content":5}]})", true, "messages[0].content"},
-        {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", true, "messages[0].content"},
+        {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", true,
+         "messages[0].content"},
         {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})", true, "max_tokens"},
         {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":"5"})", true, "max_tokens"},
         {R"({"messages":[{"role":"user","content":"x"}],"temperature":3})", true, "temperature"},
         {R"({"messages":[{"role":"user","content":"x"}],"top_p":"a"})", true, "top_p"},
         {R"({"messages":[{"role":"user","content":"x"}],"n":2})", true, "n"},
-        {R"({"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]})", true, "stop"},
+        {R"({"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]})", true,
+         "stop"},
         {R"({"messages":[{"role":"user","content":"x"}],"stop":[1]})", true, "stop"},
         {R"({"messages":[{"role":"user","content":"x"}],"stop":""})", true, "stop"},
         {R"({"messages":[{"role":"user","content":"x"}],"stream":"yes"})", true, "stream"},
@@ -100,7 +103,9 @@ TEST(ServeApi, ErrorJsonShape) {
 }
 
 TEST(ServeApi, ResponseAndChunks) {
-    GenRequest req = parse_request(R"({"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}})", true);
+    GenRequest req = parse_request(
+        R"({"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}})",
+        true);
     GenResult r{"hello", "length", 3, 2};
     json j = response_json(req, "chatcmpl-1", 7, "m", r);
     EXPECT_EQ(j["object"], "chat.completion");
@@ -136,7 +141,8 @@ TEST(ServeApi, ResponseAndChunks) {
 }
 
 TEST(ServeApi, SseParserSplitsAnywhere) {
-    std::string s = ": comment\r\ndata: {\"a\":1}\r\n\r\nevent: x\ndata: l1\ndata: l2\n\ndata: [DONE]\n\n";
+    std::string s =
+        ": comment\r\ndata: {\"a\":1}\r\n\r\nevent: x\ndata: l1\ndata: l2\n\ndata: [DONE]\n\n";
     for (size_t cut = 0; cut <= s.size(); ++cut) {
         SseParser p;
         auto a = p.feed(s.substr(0, cut));
@@ -152,7 +158,8 @@ TEST(ServeApi, SseParserSplitsAnywhere) {
 }
 
 TEST(ServeApi, UpstreamChunks) {
-    auto c = parse_upstream_chunk(R"({"choices":[{"delta":{"content":"hi"},"finish_reason":null}]})");
+    auto c =
+        parse_upstream_chunk(R"({"choices":[{"delta":{"content":"hi"},"finish_reason":null}]})");
     EXPECT_EQ(c.text, "hi");
     EXPECT_FALSE(c.finish_reason);
     c = parse_upstream_chunk(R"({"choices":[{"text":"yo","finish_reason":"stop"}]})");

@@ -34,7 +34,8 @@ Collected collect(GenStream& s, std::chrono::milliseconds timeout = 10s) {
             ADD_FAILURE() << "stream timed out";
             return c;
         }
-        if (ev->kind == StreamEvent::Text) c.text += ev->text;
+        if (ev->kind == StreamEvent::Text)
+            c.text += ev->text;
         else if (ev->kind == StreamEvent::Done) {
             c.result = ev->result;
             return c;
@@ -115,7 +116,7 @@ TEST(ServeScheduler, QueueFullGives429WithRetryAfter) {
     so.max_queue = 1;
     Fixture f(fo, so);
     auto a = f.sch->submit(completion("x", 50));
-    std::this_thread::sleep_for(50ms);  // a is in the slot
+    std::this_thread::sleep_for(50ms);           // a is in the slot
     auto b = f.sch->submit(completion("x", 2));  // queued
     try {
         f.sch->submit(completion("x", 2));
@@ -167,7 +168,9 @@ TEST(ServeScheduler, ManyClientsShareBatchedSteps) {
     std::vector<std::thread> ts;
     std::vector<Collected> got(kClients);
     for (int i = 0; i < kClients; ++i)
-        ts.emplace_back([&, i] { got[i] = collect(*f.sch->submit(completion("p " + std::to_string(i), 3 + i % 5))); });
+        ts.emplace_back([&, i] {
+            got[i] = collect(*f.sch->submit(completion("p " + std::to_string(i), 3 + i % 5)));
+        });
     for (auto& t : ts) t.join();
     for (int i = 0; i < kClients; ++i) {
         ASSERT_TRUE(got[i].result) << i;

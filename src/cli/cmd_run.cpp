@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "llm/chat_template.h"
 #include "llm/generate.h"
+#include "plan/budget.h"
+#include "plan/fit.h"
 
 namespace duan::cli {
 
@@ -65,10 +67,20 @@ int cmd_run(int argc, char** argv) {
     app.add_flag("--no-bos", no_bos, "do not add BOS");
     app.add_flag("--no-parse-special", no_special, "treat special-token text as plain text");
     app.add_flag("--no-echo", no_prompt_echo, "do not print the prompt");
+    std::string budget;
+    app.add_option("--budget", budget,
+                   "memory budget, e.g. 6G (default: 80% of RAM, at most MemAvailable)");
     if (int rc = parse(app, argc, argv); rc >= 0) return rc;
 
     auto model = Model::load(mo.model);
-    Context ctx(*model, mo.context_options());
+    // The plan decides before anything big is allocated: fall back to a q8_0 KV cache / shorter
+    // context, or stop with the memory lines (src/plan/fit.h).
+    ContextOptions co = mo.context_options();
+    const auto fit = plan::check_fits(
+        *model, co,
+        budget.empty() ? plan::default_budget_this_machine() : plan::parse_bytes(budget));
+    if (fit.adjusted) std::fprintf(stderr, "duan run: %s\n", fit.message.c_str());
+    Context ctx(*model, co);
     const Tokenizer& tok = model->tokenizer();
     const SamplingParams sp = so.params();
     Sampler sampler(sp, static_cast<int>(model->hparams().n_vocab), eog_ids(tok));

@@ -14,12 +14,31 @@ struct Command {
     const char* help;
 };
 
+#ifdef DUAN_HAS_SERVER
+}  // namespace
+namespace duan {
+int cmd_serve(int argc, char** argv);  // src/serve/cmd_serve.cpp
+}
+namespace {
+#endif
+
 const Command kCommands[] = {
     {"run", duan::cli::cmd_run, "generate text from a prompt"},
     {"chat", duan::cli::cmd_chat, "interactive multi-turn chat with the model's template"},
     {"info", duan::cli::cmd_info, "describe a GGUF model: architecture, tokenizer, tensors, RAM"},
     {"tokenize", duan::cli::cmd_tokenize, "print the token ids of a text"},
     {"logits", duan::cli::cmd_logits, "print logits as JSON (the golden-test schema)"},
+    {"quantize", duan::cli::cmd_quantize, "quantize a GGUF model (Q4_K_M, Q8_0, ...)"},
+    {"imatrix", duan::cli::cmd_imatrix, "collect an importance matrix for quantization"},
+    {"perplexity", duan::cli::cmd_perplexity, "perplexity / KL divergence over a text"},
+    {"convert", duan::cli::cmd_convert, "convert a Hugging Face checkpoint to GGUF"},
+    {"synth", duan::cli::cmd_synth, "write a random-weight GGUF of a real model's shape"},
+    {"bench", duan::cli::cmd_bench, "prefill/decode speed, peak RSS, memory bandwidth roofline"},
+    {"plan", duan::cli::cmd_plan, "will a model fit a device's memory, and how fast will it run"},
+    {"image", duan::cli::cmd_image, "text to image with Stable Diffusion"},
+#ifdef DUAN_HAS_SERVER
+    {"serve", duan::cmd_serve, "OpenAI-compatible server with device/cloud routing"},
+#endif
 };
 
 void usage(FILE* out) {

@@ -5,7 +5,11 @@
 namespace duan::diffusion {
 
 ClipTextEncoder::ClipTextEncoder(const Checkpoint& ck) {
-    const std::string P = "cond_stage_model.transformer.text_model.";
+    // Most SD1 files use transformers' CLIPTextModel names (".text_model."); early ones lack it.
+    std::string P = "cond_stage_model.transformer.text_model.";
+    if (!ck.has(P + "embeddings.token_embedding.weight") &&
+        ck.has("cond_stage_model.transformer.embeddings.token_embedding.weight"))
+        P = "cond_stage_model.transformer.";
     tok_emb_ = ck.matrix(P + "embeddings.token_embedding.weight", 49408, kDim);
     pos_emb_ = ck.matrix(P + "embeddings.position_embedding.weight", kCtx, kDim);
     for (int i = 0; i < kLayers; ++i) {

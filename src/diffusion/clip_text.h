@@ -9,14 +9,14 @@
 namespace duan::diffusion {
 
 class ClipTextEncoder {
-public:
+  public:
     static constexpr int kDim = 768, kHeads = 12, kLayers = 12, kMlp = 3072, kCtx = 77;
 
     explicit ClipTextEncoder(const Checkpoint& ck);
     // tokens: n·77 ids (chunks encoded independently). Returns [n·77][768].
     std::vector<float> encode(ThreadPool& pool, const std::vector<int32_t>& tokens) const;
 
-private:
+  private:
     struct Layer {
         Norm ln1, ln2;
         Linear q, k, v, o, fc1, fc2;

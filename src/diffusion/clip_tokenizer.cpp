@@ -1,5 +1,6 @@
 #include "diffusion/clip_tokenizer.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -26,9 +27,15 @@ std::string utf8(uint32_t cp) {
 }
 
 // C-locale character classes (what std::regex uses on std::string in the reference).
-bool c_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-bool c_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool c_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool c_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+bool c_alpha(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool c_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Splits a UTF-8 string into its code point substrings (invalid bytes stand alone).
 std::vector<std::string> utf8_chars(const std::string& s) {
@@ -178,17 +185,141 @@ std::vector<int32_t> ClipTokenizer::encode(std::string_view text) const {
     return ids;
 }
 
-std::vector<int32_t> ClipTokenizer::encode_padded(std::string_view text) const {
-    const std::vector<int32_t> ids = encode(text);
+namespace {
+bool word_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+// \b at position i of t (ECMAScript: between a word and a non-word character).
+bool boundary(std::string_view t, size_t i) {
+    const bool before = i > 0 && word_char(t[i - 1]);
+    const bool after = i < t.size() && word_char(t[i]);
+    return before != after;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, float>> parse_prompt_attention(std::string_view t) {
+    std::vector<std::pair<std::string, float>> res;
+    std::vector<size_t> round, square;
+    auto multiply = [&](size_t from, float m) {
+        for (size_t p = from; p < res.size(); ++p) res[p].second *= m;
+    };
+    size_t i = 0;
+    while (i < t.size()) {
+        // The alternatives of the reference's regex, in its order; the first that matches at the
+        // leftmost position wins, and characters no alternative matches are skipped.
+        const char c = t[i];
+        if (c == '\\') {
+            if (i + 1 < t.size() &&
+                std::string_view("()[]\\").find(t[i + 1]) != std::string_view::npos) {
+                if (t[i + 1] == '(')
+                    res.push_back({"(", 1.0f});
+                else
+                    res.push_back({std::string(t.substr(i, 2)), 1.0f});
+                i += 2;
+            } else {
+                res.push_back({"\\", 1.0f});
+                ++i;
+            }
+        } else if (c == '(') {
+            round.push_back(res.size());
+            ++i;
+        } else if (c == '[') {
+            square.push_back(res.size());
+            ++i;
+        } else if (c == ':') {
+            // ":([+-]?[.\d]+)\)"
+            size_t j = i + 1;
+            if (j < t.size() && (t[j] == '+' || t[j] == '-')) ++j;
+            const size_t num = j;
+            while (j < t.size() && (t[j] == '.' || (t[j] >= '0' && t[j] <= '9'))) ++j;
+            if (j > num && j < t.size() && t[j] == ')') {
+                if (!round.empty()) {
+                    const std::string w(t.substr(i + 1, j - i - 1));
+                    char* end = nullptr;
+                    const float f = std::strtof(w.c_str(), &end);
+                    multiply(round.back(), end != w.c_str() ? f : 1.0f);
+                    round.pop_back();
+                }
+                i = j + 1;
+            } else {
+                res.push_back({":", 1.0f});
+                ++i;
+            }
+        } else if (c == ')') {  // unmatched: kept as text
+            if (!round.empty())
+                multiply(round.back(), 1.1f), round.pop_back();
+            else
+                res.push_back({")", 1.0f});
+            ++i;
+        } else if (c == ']') {
+            if (!square.empty())
+                multiply(square.back(), 1.0f / 1.1f), square.pop_back();
+            else
+                res.push_back({"]", 1.0f});
+            ++i;
+        } else if (c == 'B') {
+            if (boundary(t, i) && t.substr(i, 5) == "BREAK" && boundary(t, i + 5)) {
+                res.push_back({"BREAK", -1.0f});
+                i += 5;
+            } else if (boundary(t, i)) {
+                res.push_back({"B", 1.0f});
+                ++i;
+            } else {
+                ++i;  // no alternative matches here: the reference's regex_search skips it
+            }
+        } else {
+            size_t j = i;
+            while (j < t.size() &&
+                   std::string_view("\\()[]:B").find(t[j]) == std::string_view::npos)
+                ++j;
+            res.push_back({std::string(t.substr(i, j - i)), 1.0f});
+            i = j;
+        }
+    }
+    for (size_t p : round) multiply(p, 1.1f);
+    for (size_t p : square) multiply(p, 1.0f / 1.1f);
+    if (res.empty()) res.push_back({"", 1.0f});
+    for (size_t k = 0; k + 1 < res.size();) {
+        if (res[k].second == res[k + 1].second) {
+            res[k].first += res[k + 1].first;
+            res.erase(res.begin() + static_cast<long>(k) + 1);
+        } else {
+            ++k;
+        }
+    }
+    return res;
+}
+
+std::pair<std::vector<int32_t>, std::vector<float>> ClipTokenizer::encode_weighted(
+    std::string_view text) const {
+    std::vector<int32_t> ids;
+    std::vector<float> wts;
+    for (const auto& [piece, w] : parse_prompt_attention(text)) {
+        if (piece == "BREAK" && w == -1.0f) {
+            const size_t pad = (75 - ids.size() % 75) % 75;
+            ids.insert(ids.end(), pad, kEos);
+            wts.insert(wts.end(), pad, 1.0f);
+            continue;
+        }
+        const std::vector<int32_t> t = encode(piece);
+        ids.insert(ids.end(), t.begin(), t.end());
+        wts.insert(wts.end(), t.size(), w);
+    }
     const size_t per = kContext - 2;
     const size_t chunks = ids.empty() ? 1 : (ids.size() + per - 1) / per;
-    std::vector<int32_t> out;
+    std::pair<std::vector<int32_t>, std::vector<float>> out;
     for (size_t c = 0; c < chunks; ++c) {
-        out.push_back(kBos);
+        out.first.push_back(kBos);
+        out.second.push_back(1.0f);
         const size_t b = c * per, e = std::min(ids.size(), b + per);
-        out.insert(out.end(), ids.begin() + static_cast<long>(b), ids.begin() + static_cast<long>(e));
-        out.push_back(kEos);
-        out.resize((c + 1) * kContext, kEos);
+        out.first.insert(out.first.end(), ids.begin() + static_cast<long>(b),
+                         ids.begin() + static_cast<long>(e));
+        out.second.insert(out.second.end(), wts.begin() + static_cast<long>(b),
+                          wts.begin() + static_cast<long>(e));
+        out.first.push_back(kEos);
+        out.second.push_back(1.0f);
+        out.first.resize((c + 1) * kContext, kEos);
+        out.second.resize((c + 1) * kContext, 1.0f);
     }
     return out;
 }

@@ -60,16 +60,16 @@ std::vector<float> conv2d(ThreadPool& pool, const Conv2d& c, const float* x, int
                           int stride, int pad, int* OH = nullptr, int* OW = nullptr);
 
 // In-place GroupNorm(groups) over x [C][HW] with eps, then optional SiLU.
-void group_norm(ThreadPool& pool, float* x, int C, int64_t HW, int groups, float eps,
-                const Norm& n, bool silu);
+void group_norm(ThreadPool& pool, float* x, int C, int64_t HW, int groups, float eps, const Norm& n,
+                bool silu);
 // LayerNorm over the last dim of x [T][D] (out-of-place).
 std::vector<float> layer_norm(const float* x, int64_t T, int64_t D, const Norm& n, float eps);
 
 // out[Lq][H*dh] = softmax(q·kᵀ·scale [+ causal mask]) · v per head; q [Lq][H*dh] (row stride
 // ldq), k/v [Lk][H*dh] (strides ldk/ldv).
 void attention(ThreadPool& pool, const float* q, int64_t ldq, const float* k, int64_t ldk,
-               const float* v, int64_t ldv, float* out, int64_t Lq, int64_t Lk, int heads,
-               int dh, bool causal);
+               const float* v, int64_t ldv, float* out, int64_t Lq, int64_t Lk, int heads, int dh,
+               bool causal);
 
 void silu_inplace(float* x, int64_t n);
 float gelu_f16_table(float x);        // tanh-GELU through the reference's f16 table

@@ -64,11 +64,16 @@ NpyArray npy_read(const std::string& path) {
     }
     const int64_t n = a.numel();
     size_t es;
-    if (descr == "<f4" || descr == "<i4" || descr == "<u4") es = 4;
-    else if (descr == "<f8" || descr == "<i8") es = 8;
-    else if (descr == "<f2") es = 2;
-    else if (descr == "|u1" || descr == "|i1" || descr == "|b1") es = 1;
-    else fail(path, ": unsupported npy dtype '", descr, "'");
+    if (descr == "<f4" || descr == "<i4" || descr == "<u4")
+        es = 4;
+    else if (descr == "<f8" || descr == "<i8")
+        es = 8;
+    else if (descr == "<f2")
+        es = 2;
+    else if (descr == "|u1" || descr == "|i1" || descr == "|b1")
+        es = 1;
+    else
+        fail(path, ": unsupported npy dtype '", descr, "'");
     const char* d = bytes.data() + off + hlen;
     if (bytes.size() - off - hlen < static_cast<size_t>(n) * es)
         fail(path, ": npy data is shorter than shape × ", es, " bytes");
@@ -77,16 +82,35 @@ NpyArray npy_read(const std::string& path) {
     if (is_int) a.ints.resize(n);
     for (int64_t i = 0; i < n; ++i) {
         const char* e = d + i * es;
-        if (descr == "<f4") { float v; std::memcpy(&v, e, 4); a.data[i] = v; }
-        else if (descr == "<f8") { double v; std::memcpy(&v, e, 8); a.data[i] = static_cast<float>(v); }
-        else if (descr == "<f2") { uint16_t v; std::memcpy(&v, e, 2); a.data[i] = fp16_to_fp32(v); }
-        else {
+        if (descr == "<f4") {
+            float v;
+            std::memcpy(&v, e, 4);
+            a.data[i] = v;
+        } else if (descr == "<f8") {
+            double v;
+            std::memcpy(&v, e, 8);
+            a.data[i] = static_cast<float>(v);
+        } else if (descr == "<f2") {
+            uint16_t v;
+            std::memcpy(&v, e, 2);
+            a.data[i] = fp16_to_fp32(v);
+        } else {
             int64_t v = 0;
-            if (descr == "<i4") { int32_t x; std::memcpy(&x, e, 4); v = x; }
-            else if (descr == "<u4") { uint32_t x; std::memcpy(&x, e, 4); v = x; }
-            else if (descr == "<i8") { std::memcpy(&v, e, 8); }
-            else if (descr == "|i1") { v = static_cast<int8_t>(*e); }
-            else { v = static_cast<uint8_t>(*e); }
+            if (descr == "<i4") {
+                int32_t x;
+                std::memcpy(&x, e, 4);
+                v = x;
+            } else if (descr == "<u4") {
+                uint32_t x;
+                std::memcpy(&x, e, 4);
+                v = x;
+            } else if (descr == "<i8") {
+                std::memcpy(&v, e, 8);
+            } else if (descr == "|i1") {
+                v = static_cast<int8_t>(*e);
+            } else {
+                v = static_cast<uint8_t>(*e);
+            }
             a.ints[i] = v;
             a.data[i] = static_cast<float>(v);
         }

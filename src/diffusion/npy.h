@@ -10,8 +10,8 @@ namespace duan::diffusion {
 
 struct NpyArray {
     std::vector<int64_t> shape;
-    std::vector<float> data;     // every dtype converted to float
-    std::vector<int64_t> ints;   // filled for integer dtypes only
+    std::vector<float> data;    // every dtype converted to float
+    std::vector<int64_t> ints;  // filled for integer dtypes only
     int64_t numel() const;
 };
 

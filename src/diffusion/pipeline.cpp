@@ -16,8 +16,42 @@ StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::strin
       unet_(ck_),
       vae_(ck_) {}
 
+const std::vector<float>& StableDiffusion::encode_tokens(const std::vector<int32_t>& tokens) {
+    for (const auto& [t, e] : te_cache_)
+        if (t == tokens) return e;
+    if (te_cache_.size() >= 4) te_cache_.erase(te_cache_.begin());
+    te_cache_.emplace_back(tokens, te_.encode(pool_, tokens));
+    return te_cache_.back().second;
+}
+
+namespace {
+// The reference's emphasis: per 77-token chunk with any weight != 1, scale each token's hidden
+// state by its weight, then rescale the chunk so its mean stays what it was.
+void apply_token_weights(float* h, const std::vector<float>& w, size_t tokens) {
+    for (size_t c = 0; c * 77 < tokens; ++c) {
+        float* hc = h + c * 77 * 768;
+        const float* wc = w.data() + c * 77;
+        bool all_one = true;
+        for (int t = 0; t < 77; ++t) all_one = all_one && wc[t] == 1.0f;
+        if (all_one) continue;
+        double s0 = 0, s1 = 0;
+        for (int i = 0; i < 77 * 768; ++i) s0 += hc[i];
+        for (int t = 0; t < 77; ++t)
+            for (int d = 0; d < 768; ++d) hc[t * 768 + d] *= wc[t];
+        for (int i = 0; i < 77 * 768; ++i) s1 += hc[i];
+        const float m0 = static_cast<float>(s0 / (77 * 768)),
+                    m1 = static_cast<float>(s1 / (77 * 768));
+        if (std::isfinite(m0) && std::isfinite(m1) && m1 != 0.0f)
+            for (int i = 0; i < 77 * 768; ++i) hc[i] *= m0 / m1;
+    }
+}
+}  // namespace
+
 std::vector<float> StableDiffusion::encode_prompt(const std::string& text) {
-    return te_.encode(pool_, tok_.encode_padded(text));
+    auto [ids, w] = tok_.encode_weighted(text);
+    std::vector<float> h = encode_tokens(ids);
+    apply_token_weights(h.data(), w, ids.size());
+    return h;
 }
 
 std::vector<float> StableDiffusion::decode_latent(const std::vector<float>& latent, int h, int w) {
@@ -33,7 +67,10 @@ std::vector<uint8_t> image_to_rgb8(const std::vector<float>& img, int width, int
         for (int64_t i = 0; i < HW; ++i) {
             float v = (img[c * HW + i] + 1.0f) / 2.0f;
             v = std::min(1.0f, std::max(0.0f, v));
-            const uint8_t u = v <= 0.0f ? 0 : v >= 1.0f ? 255 : static_cast<uint8_t>(static_cast<int>(v * 255.0f + 0.5f));
+            const uint8_t u = v <= 0.0f ? 0
+                              : v >= 1.0f
+                                  ? 255
+                                  : static_cast<uint8_t>(static_cast<int>(v * 255.0f + 0.5f));
             rgb[i * 3 + c] = u;
         }
     return rgb;
@@ -45,27 +82,33 @@ Txt2ImgResult StableDiffusion::txt2img(const Txt2ImgParams& p, const Txt2ImgHook
     if (p.steps < 1 || p.steps > 1000) fail("steps must be in 1..1000, got ", p.steps);
     const int h = p.height / 8, w = p.width / 8;
     const int64_t n = 4LL * h * w;
-    auto dump = [&](const std::string& name, std::vector<int64_t> shape, const std::vector<float>& d) {
+    auto dump = [&](const std::string& name, std::vector<int64_t> shape,
+                    const std::vector<float>& d) {
         if (hooks.dump) hooks.dump(name, shape, d);
     };
 
     // Conditioning: prompt and negative are encoded separately (each may span several 77-chunks).
-    const std::vector<int32_t> tc = tok_.encode_padded(p.prompt);
-    const std::vector<int32_t> tu = tok_.encode_padded(p.negative);
+    const auto [tc, wc] = tok_.encode_weighted(p.prompt);
+    const auto [tu, wu] = tok_.encode_weighted(p.negative);
     const bool use_uncond = p.cfg != 1.0f;
     std::vector<int32_t> all = tc;
     if (use_uncond) all.insert(all.end(), tu.begin(), tu.end());
-    const std::vector<float> emb = te_.encode(pool_, all);  // both in one batch
+    const std::vector<float> emb = encode_tokens(all);  // both in one batch
     const int64_t Lc = static_cast<int64_t>(tc.size()), Lu = static_cast<int64_t>(tu.size());
-    const std::vector<float> cond(emb.begin(), emb.begin() + Lc * 768);
+    std::vector<float> cond(emb.begin(), emb.begin() + Lc * 768);
+    apply_token_weights(cond.data(), wc, tc.size());
     std::vector<float> uncond;
-    if (use_uncond) uncond.assign(emb.begin() + Lc * 768, emb.end());
+    if (use_uncond) {
+        uncond.assign(emb.begin() + Lc * 768, emb.end());
+        apply_token_weights(uncond.data(), wu, tu.size());
+    }
     dump("cond_c_crossattn", {1, Lc, 768}, cond);
     if (use_uncond) dump("uncond_c_crossattn", {1, Lu, 768}, uncond);
 
     // Noise: one flat NCHW draw, x_T = noise · sigma0.
     auto rng = make_rng(p.rng, p.seed);
-    const std::vector<float> sigmas = make_sigmas(sched_, p.scheduler.value_or(default_scheduler(p.sampler)), p.steps);
+    const std::vector<float> sigmas =
+        make_sigmas(sched_, p.scheduler.value_or(default_scheduler(p.sampler)), p.steps);
     std::vector<float> x = rng->randn(static_cast<size_t>(n));
     dump("init_noise", {1, 4, h, w}, x);
     for (auto& v : x) v *= sigmas[0];

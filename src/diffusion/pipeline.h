@@ -47,7 +47,7 @@ struct Txt2ImgHooks {
 };
 
 class StableDiffusion {
-public:
+  public:
     // merges_path: CLIP's merges.txt (SD checkpoints do not carry the tokenizer).
     StableDiffusion(const std::string& checkpoint, const std::string& merges_path, int n_threads);
 
@@ -61,7 +61,7 @@ public:
     const ClipTokenizer& tokenizer() const { return tok_; }
     ThreadPool& pool() { return pool_; }
 
-private:
+  private:
     ThreadPool pool_;
     Checkpoint ck_;
     ClipTokenizer tok_;
@@ -69,6 +69,9 @@ private:
     UNet unet_;
     VaeDecoder vae_;
     CompVisSchedule sched_;
+    // The text encoder's output for the last few token sequences (prompts repeat across images).
+    std::vector<std::pair<std::vector<int32_t>, std::vector<float>>> te_cache_;
+    const std::vector<float>& encode_tokens(const std::vector<int32_t>& tokens);
 };
 
 // u8(clamp((x+1)/2, 0, 1)·255 + 0.5) of a [3][H][W] image, interleaved RGB.

@@ -53,7 +53,9 @@ std::vector<float> TorchCpuRng::randn(size_t n) {
         }
         return out;
     }
-    auto uniform = [&]() { return static_cast<float>(mt_.next() & 0xFFFFFFu) * (1.0f / 16777216.0f); };
+    auto uniform = [&]() {
+        return static_cast<float>(mt_.next() & 0xFFFFFFu) * (1.0f / 16777216.0f);
+    };
     for (size_t i = 0; i < n; ++i) out[i] = uniform();
     auto fill16 = [](float* d) {
         for (int j = 0; j < 8; ++j) {

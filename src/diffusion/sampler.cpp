@@ -57,11 +57,16 @@ Scheduler scheduler_from_name(const std::string& s) {
 
 const char* sampler_name(Sampler s) {
     switch (s) {
-        case Sampler::Euler: return "euler";
-        case Sampler::EulerA: return "euler_a";
-        case Sampler::DpmPP2M: return "dpm++2m";
-        case Sampler::Ddim: return "ddim";
-        case Sampler::Lcm: return "lcm";
+        case Sampler::Euler:
+            return "euler";
+        case Sampler::EulerA:
+            return "euler_a";
+        case Sampler::DpmPP2M:
+            return "dpm++2m";
+        case Sampler::Ddim:
+            return "ddim";
+        case Sampler::Lcm:
+            return "lcm";
     }
     return "?";
 }
@@ -82,7 +87,8 @@ std::vector<float> make_sigmas(const CompVisSchedule& sch, Scheduler kind, int s
                 r.push_back(sch.t_to_sigma(999.0f));
             } else {
                 const float step = 999.0f / static_cast<float>(n - 1);
-                for (uint32_t i = 0; i < n; ++i) r.push_back(sch.t_to_sigma(999.0f - step * static_cast<float>(i)));
+                for (uint32_t i = 0; i < n; ++i)
+                    r.push_back(sch.t_to_sigma(999.0f - step * static_cast<float>(i)));
             }
             break;
         case Scheduler::Karras: {
@@ -90,7 +96,8 @@ std::vector<float> make_sigmas(const CompVisSchedule& sch, Scheduler kind, int s
             const float smin = std::max(sch.sigma_min(), 1e-6f), smax = sch.sigma_max();
             const float mn = std::pow(smin, 1.0f / rho), mx = std::pow(smax, 1.0f / rho);
             for (uint32_t i = 0; i < n; ++i)
-                r.push_back(std::pow(mx + static_cast<float>(i) / (static_cast<float>(n) - 1.0f) * (mn - mx), rho));
+                r.push_back(std::pow(
+                    mx + static_cast<float>(i) / (static_cast<float>(n) - 1.0f) * (mn - mx), rho));
             if (n == 1) r[0] = smax;  // (n-1) = 0 would divide by zero
             break;
         }
@@ -172,7 +179,8 @@ std::vector<float> sample(Sampler s, const DenoiseFn& denoise, std::vector<float
                 } else {
                     const float r = (t - tf(sigmas[i - 1])) / h;
                     const float c1 = 1.0f + 1.0f / (2.0f * r), c2 = 1.0f / (2.0f * r);
-                    for (size_t j = 0; j < n; ++j) x[j] = a * x[j] - b * (c1 * den[j] - c2 * old_den[j]);
+                    for (size_t j = 0; j < n; ++j)
+                        x[j] = a * x[j] - b * (c1 * den[j] - c2 * old_den[j]);
                 }
                 old_den = den;
                 break;

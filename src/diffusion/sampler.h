@@ -13,14 +13,14 @@
 namespace duan::diffusion {
 
 class CompVisSchedule {
-public:
+  public:
     CompVisSchedule();
     float t_to_sigma(float t) const;  // log-linear interpolation between integer timesteps
     float sigma_to_t(float sigma) const;
     float sigma_min() const { return sigmas_[0]; }
     float sigma_max() const { return sigmas_[999]; }
 
-private:
+  private:
     float sigmas_[1000];
     float log_sigmas_[1000];
 };
@@ -28,7 +28,7 @@ private:
 enum class Scheduler { Discrete, Karras, Simple, Lcm };
 enum class Sampler { Euler, EulerA, DpmPP2M, Ddim, Lcm };
 
-Sampler sampler_from_name(const std::string& s);  // euler|euler_a|dpm++2m|ddim|lcm; throws
+Sampler sampler_from_name(const std::string& s);      // euler|euler_a|dpm++2m|ddim|lcm; throws
 Scheduler scheduler_from_name(const std::string& s);  // discrete|karras|simple|lcm; throws
 const char* sampler_name(Sampler s);
 Scheduler default_scheduler(Sampler s);  // ddim: simple, lcm: lcm, others: discrete
@@ -37,7 +37,8 @@ Scheduler default_scheduler(Sampler s);  // ddim: simple, lcm: lcm, others: disc
 std::vector<float> make_sigmas(const CompVisSchedule& sch, Scheduler kind, int steps);
 
 // denoise(x, sigma, step_index) -> denoised latent (the caller does CFG and the UNet call).
-using DenoiseFn = std::function<std::vector<float>(const std::vector<float>& x, float sigma, int i)>;
+using DenoiseFn =
+    std::function<std::vector<float>(const std::vector<float>& x, float sigma, int i)>;
 // Optional observer called after each step with the new x (progress, dumps).
 using StepFn = std::function<void(int i, const std::vector<float>& x)>;
 

@@ -21,7 +21,8 @@ std::vector<float> timestep_embedding(float t, int dim) {
     const int half = dim / 2;
     std::vector<float> e(static_cast<size_t>(dim), 0.0f);
     for (int j = 0; j < half; ++j) {
-        const float f = std::exp(-std::log(10000.0f) * static_cast<float>(j) / static_cast<float>(half));
+        const float f =
+            std::exp(-std::log(10000.0f) * static_cast<float>(j) / static_cast<float>(half));
         const float a = t * f;
         e[j] = std::cos(a);
         e[j + half] = std::sin(a);
@@ -70,7 +71,8 @@ UNet::UNet(const Checkpoint& ck) {
     if (ci.shape.size() != 4 || ci.shape[1] != 4)
         fail(ck.file().path(), ": '", ci.name, "' is not a 4-channel SD1 UNet input conv");
     mc_ = static_cast<int>(ci.shape[0]);
-    if (mc_ % 32 != 0) fail(ck.file().path(), ": UNet model_channels ", mc_, " is not a multiple of 32");
+    if (mc_ % 32 != 0)
+        fail(ck.file().path(), ": UNet model_channels ", mc_, " is not a multiple of 32");
     emb_dim_ = 4 * mc_;
     time0_ = ck.linear(P + "time_embed.0", mc_, emb_dim_);
     time2_ = ck.linear(P + "time_embed.2", emb_dim_, emb_dim_);
@@ -171,7 +173,8 @@ void UNet::run_attn(ThreadPool& pool, const Transformer& a, std::vector<float>& 
         auto n = layer_norm(tok.data(), T, C, a.ln2, kLnEps);
         auto q = linear(pool, a.q2, n.data(), T);
         auto k = linear(pool, a.k2, ctx.data(), Lc), v = linear(pool, a.v2, ctx.data(), Lc);
-        attention(pool, q.data(), C, k.data(), C, v.data(), C, att.data(), T, Lc, kHeads, dh, false);
+        attention(pool, q.data(), C, k.data(), C, v.data(), C, att.data(), T, Lc, kHeads, dh,
+                  false);
         add_into(tok, linear(pool, a.o2, att.data(), T));
     }
     {  // GEGLU feed-forward: [T][8C] -> x·gelu(gate) [T][4C] -> [T][C]

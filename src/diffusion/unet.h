@@ -10,13 +10,13 @@
 namespace duan::diffusion {
 
 class UNet {
-public:
+  public:
     explicit UNet(const Checkpoint& ck);
-    std::vector<float> forward(ThreadPool& pool, const std::vector<float>& x, int H, int W,
-                               float t, const std::vector<float>& context, int64_t Lc) const;
+    std::vector<float> forward(ThreadPool& pool, const std::vector<float>& x, int H, int W, float t,
+                               const std::vector<float>& context, int64_t Lc) const;
     int model_channels() const { return mc_; }
 
-private:
+  private:
     struct Res {
         Norm n1, n2;
         Conv2d c1, c2, skip;  // skip.out == 0 when in == out

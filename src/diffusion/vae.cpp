@@ -31,7 +31,8 @@ VaeDecoder::VaeDecoder(const Checkpoint& ck) {
         fail(ck.file().path(), ": '", ci.name, "' is not a 4-channel VAE decoder input conv");
     block_in_ = static_cast<int>(ci.shape[0]);
     ch_ = block_in_ / kMult[3];
-    if (ch_ % 32 != 0) fail(ck.file().path(), ": VAE decoder width ", ch_, " is not a multiple of 32");
+    if (ch_ % 32 != 0)
+        fail(ck.file().path(), ": VAE decoder width ", ch_, " is not a multiple of 32");
     post_quant_ = ck.conv("first_stage_model.post_quant_conv", 4, 4, 1);
     conv_in_ = ck.conv(D + "conv_in", 4, block_in_, 3);
     mid1_ = load_res(ck, D + "mid.block_1", block_in_, block_in_);
@@ -45,10 +46,12 @@ VaeDecoder::VaeDecoder(const Checkpoint& ck) {
     for (int i = 3; i >= 0; --i) {
         const int bout = ch_ * kMult[i];
         for (int j = 0; j < 3; ++j) {
-            up_[i].push_back(load_res(ck, D + "up." + std::to_string(i) + ".block." + std::to_string(j), bin, bout));
+            up_[i].push_back(load_res(
+                ck, D + "up." + std::to_string(i) + ".block." + std::to_string(j), bin, bout));
             bin = bout;
         }
-        if (i != 0) up_conv_[i] = ck.conv(D + "up." + std::to_string(i) + ".upsample.conv", bin, bin, 3);
+        if (i != 0)
+            up_conv_[i] = ck.conv(D + "up." + std::to_string(i) + ".upsample.conv", bin, bin, 3);
     }
     norm_out_ = ck.norm(D + "norm_out", bin);
     conv_out_ = ck.conv(D + "conv_out", bin, 3, 3);
@@ -100,7 +103,8 @@ std::vector<float> VaeDecoder::decode(ThreadPool& pool, const std::vector<float>
             x = conv2d(pool, up_conv_[i], u.data(), H, W, 1, 1);
         }
     }
-    group_norm(pool, x.data(), up_[0].back().out, static_cast<int64_t>(H) * W, 32, kGnEps, norm_out_, true);
+    group_norm(pool, x.data(), up_[0].back().out, static_cast<int64_t>(H) * W, 32, kGnEps,
+               norm_out_, true);
     return conv2d(pool, conv_out_, x.data(), H, W, 1, 1);
 }
 

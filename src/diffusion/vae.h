@@ -10,13 +10,13 @@
 namespace duan::diffusion {
 
 class VaeDecoder {
-public:
+  public:
     static constexpr float kScale = 0.18215f;
 
     explicit VaeDecoder(const Checkpoint& ck);
     std::vector<float> decode(ThreadPool& pool, const std::vector<float>& z, int h, int w) const;
 
-private:
+  private:
     struct Res {
         Norm n1, n2;
         Conv2d c1, c2, skip;

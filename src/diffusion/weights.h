@@ -12,7 +12,7 @@
 namespace duan::diffusion {
 
 class Checkpoint {
-public:
+  public:
     explicit Checkpoint(const std::string& path);
 
     const safetensors::File& file() const { return file_; }
@@ -26,7 +26,7 @@ public:
     // "F32", "F16", … of the first UNet weight (what the image's parameters report).
     std::string weight_type() const;
 
-private:
+  private:
     const safetensors::TensorInfo& expect(const std::string& name, int64_t numel) const;
     safetensors::File file_;
 };

@@ -1,10 +1,9 @@
 #include "format/safetensors.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -54,7 +53,9 @@ int64_t TensorInfo::numel() const {
     return n;
 }
 
-File::File(const std::string& path) : map_(path), where_(path) { parse(map_.data(), map_.size()); }
+File::File(const std::string& path) : map_(path), where_(path) {
+    parse(map_.data(), map_.size());
+}
 
 File::File(const uint8_t* bytes, size_t size, std::string where) : where_(std::move(where)) {
     parse(bytes, size);
@@ -65,12 +66,14 @@ void File::parse(const uint8_t* bytes, size_t size) {
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | bytes[i];
     if (hlen > size - 8)
-        fail(where_, ": header length ", hlen, " (at byte 0) runs past the end of the file (",
-             size, " bytes)");
+        fail(where_, ": header length ", hlen, " (at byte 0) runs past the end of the file (", size,
+             " bytes)");
     if (hlen > kMaxHeader) fail(where_, ": header length ", hlen, " is implausibly large");
     if (hlen < 2) fail(where_, ": header of ", hlen, " bytes cannot hold a JSON object");
     const char* hp = reinterpret_cast<const char*>(bytes + 8);
-    nlohmann::json j = nlohmann::json::parse(hp, hp + hlen, nullptr, /*allow_exceptions=*/false);
+    // ordered_json keeps the header order (tensors() lists them as the writer did).
+    nlohmann::ordered_json j =
+        nlohmann::ordered_json::parse(hp, hp + hlen, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) fail(where_, ": header (bytes 8..", 8 + hlen, ") is not valid JSON");
     if (!j.is_object()) fail(where_, ": header JSON is not an object");
 
@@ -98,15 +101,19 @@ void File::parse(const uint8_t* bytes, size_t size) {
         TensorInfo t;
         t.name = name;
         auto dt = dtype_from_name(v["dtype"].get<std::string>());
-        if (!dt) fail(where_, ": tensor '", name, "': unknown dtype '", v["dtype"].get<std::string>(), "'");
+        if (!dt)
+            fail(where_, ": tensor '", name, "': unknown dtype '", v["dtype"].get<std::string>(),
+                 "'");
         t.dtype = *dt;
         uint64_t numel = 1;
         bool overflow = false;
         for (const auto& d : v["shape"]) {
-            if (!d.is_number_integer() || d.get<int64_t>() < 0) bad("shape has a non-integer or negative dimension");
+            if (!d.is_number_integer() || d.get<int64_t>() < 0)
+                bad("shape has a non-integer or negative dimension");
             int64_t x = d.get<int64_t>();
             t.shape.push_back(x);
-            if (x != 0 && numel > std::numeric_limits<uint64_t>::max() / 64 / static_cast<uint64_t>(x))
+            if (x != 0 &&
+                numel > std::numeric_limits<uint64_t>::max() / 64 / static_cast<uint64_t>(x))
                 overflow = true;
             numel *= static_cast<uint64_t>(x);
         }
@@ -116,10 +123,12 @@ void File::parse(const uint8_t* bytes, size_t size) {
         t.begin = v["data_offsets"][0].get<uint64_t>();
         t.end = v["data_offsets"][1].get<uint64_t>();
         if (t.begin > t.end)
-            fail(where_, ": tensor '", name, "': data_offsets [", t.begin, ", ", t.end, "] are reversed");
+            fail(where_, ": tensor '", name, "': data_offsets [", t.begin, ", ", t.end,
+                 "] are reversed");
         if (t.end > data_size)
             fail(where_, ": tensor '", name, "': data_offsets [", t.begin, ", ", t.end,
-                 "] run past the end of the data (", data_size, " bytes at file offset ", 8 + hlen, ")");
+                 "] run past the end of the data (", data_size, " bytes at file offset ", 8 + hlen,
+                 ")");
         const uint64_t want = numel * dtype_size(t.dtype);
         if (t.end - t.begin != want)
             fail(where_, ": tensor '", name, "': ", t.end - t.begin, " bytes of data but shape × ",
@@ -167,21 +176,46 @@ std::vector<float> File::to_f32(const TensorInfo& t) const {
     for (int64_t i = 0; i < n; ++i) {
         float f;
         switch (t.dtype) {
-            case DType::F32: f = rd(float{}, i); break;
-            case DType::F16: f = fp16_to_fp32(rd(uint16_t{}, i)); break;
-            case DType::BF16: f = bf16_to_fp32(rd(uint16_t{}, i)); break;
-            case DType::F64: f = static_cast<float>(rd(double{}, i)); break;
-            case DType::I64: f = static_cast<float>(rd(int64_t{}, i)); break;
-            case DType::I32: f = static_cast<float>(rd(int32_t{}, i)); break;
-            case DType::I16: f = static_cast<float>(rd(int16_t{}, i)); break;
-            case DType::I8: f = static_cast<float>(rd(int8_t{}, i)); break;
+            case DType::F32:
+                f = rd(float{}, i);
+                break;
+            case DType::F16:
+                f = fp16_to_fp32(rd(uint16_t{}, i));
+                break;
+            case DType::BF16:
+                f = bf16_to_fp32(rd(uint16_t{}, i));
+                break;
+            case DType::F64:
+                f = static_cast<float>(rd(double{}, i));
+                break;
+            case DType::I64:
+                f = static_cast<float>(rd(int64_t{}, i));
+                break;
+            case DType::I32:
+                f = static_cast<float>(rd(int32_t{}, i));
+                break;
+            case DType::I16:
+                f = static_cast<float>(rd(int16_t{}, i));
+                break;
+            case DType::I8:
+                f = static_cast<float>(rd(int8_t{}, i));
+                break;
             case DType::U8:
-            case DType::BOOL: f = static_cast<float>(p[i]); break;
-            case DType::U16: f = static_cast<float>(rd(uint16_t{}, i)); break;
-            case DType::U32: f = static_cast<float>(rd(uint32_t{}, i)); break;
-            case DType::U64: f = static_cast<float>(rd(uint64_t{}, i)); break;
+            case DType::BOOL:
+                f = static_cast<float>(p[i]);
+                break;
+            case DType::U16:
+                f = static_cast<float>(rd(uint16_t{}, i));
+                break;
+            case DType::U32:
+                f = static_cast<float>(rd(uint32_t{}, i));
+                break;
+            case DType::U64:
+                f = static_cast<float>(rd(uint64_t{}, i));
+                break;
             default:
-                fail(where_, ": tensor '", t.name, "': cannot convert ", dtype_name(t.dtype), " to f32");
+                fail(where_, ": tensor '", t.name, "': cannot convert ", dtype_name(t.dtype),
+                     " to f32");
         }
         out[static_cast<size_t>(i)] = f;
     }

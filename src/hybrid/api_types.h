@@ -2,12 +2,11 @@
 // knows about HTTP: the server turns ApiError into a status code plus OpenAI's error JSON.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace duan::hybrid {
 
@@ -47,9 +46,9 @@ struct GenRequest {
     std::optional<uint64_t> seed;
     std::vector<std::string> stop;
     bool stream = false;
-    bool include_usage = false;             // stream_options.include_usage
-    bool private_request = false;           // "duan_private": never leaves the device
-    std::optional<double> deadline_ms;      // "duan_deadline_ms": answer wanted within this time
+    bool include_usage = false;         // stream_options.include_usage
+    bool private_request = false;       // "duan_private": never leaves the device
+    std::optional<double> deadline_ms;  // "duan_deadline_ms": answer wanted within this time
     nlohmann::json raw = nlohmann::json::object();  // the body as sent (forwarded to the cloud)
 
     // All the user-visible text of the request (for PII and complexity checks).
@@ -68,7 +67,9 @@ struct GenResult {
 struct RouteInfo {
     bool cloud = false;
     std::string reason;
-    std::string header() const { return std::string(cloud ? "cloud" : "local") + "; reason=" + reason; }
+    std::string header() const {
+        return std::string(cloud ? "cloud" : "local") + "; reason=" + reason;
+    }
 };
 
 }  // namespace duan::hybrid

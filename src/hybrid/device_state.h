@@ -11,7 +11,7 @@ namespace duan::hybrid {
 struct DeviceState {
     std::optional<double> battery_pct;  // 0..100
     std::optional<bool> charging;
-    std::optional<double> temp_c;       // hottest thermal zone
+    std::optional<double> temp_c;  // hottest thermal zone
 };
 
 struct DeviceOverrides {
@@ -21,13 +21,13 @@ struct DeviceOverrides {
 };
 
 class DeviceProbe {
-public:
+  public:
     // sysfs_root: "/sys" normally; tests point it at a fake tree.
     explicit DeviceProbe(std::string sysfs_root = "/sys", DeviceOverrides ov = {});
     DeviceState read() const;
     void set_overrides(DeviceOverrides ov);
 
-private:
+  private:
     std::string root_;
     mutable std::mutex mu_;
     DeviceOverrides ov_;

@@ -12,8 +12,8 @@ FakeEngine::FakeEngine(FakeEngineOptions opt) : opt_(std::move(opt)) {
 }
 
 std::string FakeEngine::word(int i) {
-    static const char* words[] = {" the", " quick", " brown", " fox", " jumps",
-                                  " over", " the", " lazy", " dog", " ."};
+    static const char* words[] = {" the",  " quick", " brown", " fox", " jumps",
+                                  " over", " the",   " lazy",  " dog", " ."};
     return words[i % 10];
 }
 
@@ -50,7 +50,8 @@ void FakeEngine::step(const std::vector<int>& slots, std::vector<SlotStep>& out)
         throw std::bad_alloc();
     }
     int mb = max_batch.load();
-    while (static_cast<int>(slots.size()) > mb && !max_batch.compare_exchange_weak(mb, static_cast<int>(slots.size()))) {
+    while (static_cast<int>(slots.size()) > mb &&
+           !max_batch.compare_exchange_weak(mb, static_cast<int>(slots.size()))) {
     }
     out.assign(slots.size(), SlotStep{});
     for (size_t i = 0; i < slots.size(); ++i) {

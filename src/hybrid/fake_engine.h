@@ -14,14 +14,14 @@ namespace duan::hybrid {
 struct FakeEngineOptions {
     int n_slots = 4;
     int n_ctx = 256;
-    int prefill_chunk = 8;                   // prompt tokens per slot per step
+    int prefill_chunk = 8;                    // prompt tokens per slot per step
     std::chrono::microseconds step_delay{0};  // simulated forward-pass time
-    int eog_after = -1;                      // end of generation after this many tokens (-1 never)
+    int eog_after = -1;                       // end of generation after this many tokens (-1 never)
     std::string model_id = "fake";
 };
 
 class FakeEngine : public SeqEngine {
-public:
+  public:
     explicit FakeEngine(FakeEngineOptions opt = {});
     int n_slots() const override { return opt_.n_slots; }
     int n_ctx() const override { return opt_.n_ctx; }
@@ -38,7 +38,7 @@ public:
 
     static std::string word(int i);  // the i-th output piece
 
-private:
+  private:
     struct Seq {
         bool live = false;
         int n_prompt = 0, consumed = 0, n_gen = 0;

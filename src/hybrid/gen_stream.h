@@ -23,7 +23,7 @@ struct StreamEvent {
 };
 
 class GenStream {
-public:
+  public:
     // Producer side. Events after the terminal one are dropped.
     void push_text(std::string text);
     void finish(GenResult r);
@@ -46,7 +46,7 @@ public:
     bool cancelled() const { return cancelled_.load(); }
     bool terminated() const;  // the terminal event was pushed
 
-private:
+  private:
     void push(StreamEvent ev);
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -59,7 +59,7 @@ private:
 
 // Anything that can run a generation: the local scheduler, the cloud client, the router.
 class Backend {
-public:
+  public:
     virtual ~Backend() = default;
     // Starts a generation and returns at once; throws ApiError when it cannot even start
     // (400 prompt longer than the context, 429 queue full, 503 shutting down / unreachable).

@@ -16,7 +16,8 @@ struct LocalEngine::Seq {
     std::unique_ptr<StreamDecoder> decoder;
 };
 
-LocalEngine::LocalEngine(const Model& model, LocalEngineOptions opt) : model_(model), opt_(std::move(opt)) {
+LocalEngine::LocalEngine(const Model& model, LocalEngineOptions opt)
+    : model_(model), opt_(std::move(opt)) {
     opt_.n_slots = std::max(1, opt_.n_slots);
     opt_.prefill_chunk = std::max(1, opt_.prefill_chunk);
     ContextOptions co;
@@ -27,14 +28,17 @@ LocalEngine::LocalEngine(const Model& model, LocalEngineOptions opt) : model_(mo
     template_ = opt_.chat_template.empty() ? model_.chat_template_name() : opt_.chat_template;
     // No recognised template: ChatML when the vocabulary has its markers, else plain text.
     if (template_.empty() && model_.tokenizer().find("<|im_start|>") >= 0) template_ = "chatml";
-    if (!template_.empty()) (void)apply_chat_template(template_, {{"user", "x"}}, true);  // validates the name
+    if (!template_.empty())
+        (void)apply_chat_template(template_, {{"user", "x"}}, true);  // validates the name
     if (opt_.model_id.empty()) opt_.model_id = "local";
     for (int i = 0; i < opt_.n_slots; ++i) seqs_.push_back(std::make_unique<Seq>());
 }
 
 LocalEngine::~LocalEngine() = default;
 
-int LocalEngine::n_ctx() const { return ctx_->n_ctx(); }
+int LocalEngine::n_ctx() const {
+    return ctx_->n_ctx();
+}
 
 std::string LocalEngine::render_chat(const GenRequest& req) const {
     if (template_.empty()) {
@@ -95,10 +99,12 @@ void LocalEngine::step(const std::vector<int>& slots, std::vector<SlotStep>& out
         const int slot = slots[i];
         Seq& s = *seqs_.at(static_cast<size_t>(slot));
         if (s.consumed < s.prompt.size()) {
-            size_t n = std::min(s.prompt.size() - s.consumed, static_cast<size_t>(opt_.prefill_chunk));
+            size_t n =
+                std::min(s.prompt.size() - s.consumed, static_cast<size_t>(opt_.prefill_chunk));
             for (size_t k = 0; k < n; ++k) {
                 bool last = s.consumed + k + 1 == s.prompt.size();
-                batch.push_back({s.prompt[s.consumed + k], s.n_past + static_cast<int32_t>(k), slot, last});
+                batch.push_back(
+                    {s.prompt[s.consumed + k], s.n_past + static_cast<int32_t>(k), slot, last});
                 if (last) logit_owner.push_back(static_cast<int>(i));
             }
             s.consumed += n;

@@ -15,15 +15,15 @@ namespace duan::hybrid {
 
 struct LocalEngineOptions {
     int n_slots = 4;
-    int n_ctx = 0;       // positions per sequence; 0: min(training context, 4096)
-    int n_threads = 0;   // 0: all cores
-    int prefill_chunk = 256;  // prompt tokens per slot per step (keeps decoders from stalling)
+    int n_ctx = 0;              // positions per sequence; 0: min(training context, 4096)
+    int n_threads = 0;          // 0: all cores
+    int prefill_chunk = 256;    // prompt tokens per slot per step (keeps decoders from stalling)
     std::string chat_template;  // name; "" : detected from the model (chatml if unknown)
     std::string model_id;       // "" : the file's general.name or "local"
 };
 
 class LocalEngine : public SeqEngine {
-public:
+  public:
     LocalEngine(const Model& model, LocalEngineOptions opt);
     ~LocalEngine() override;
     int n_slots() const override { return opt_.n_slots; }
@@ -36,7 +36,7 @@ public:
     // The prompt text a chat request renders to (for tests and --verbose).
     std::string render_chat(const GenRequest& req) const;
 
-private:
+  private:
     struct Seq;
     const Model& model_;
     LocalEngineOptions opt_;

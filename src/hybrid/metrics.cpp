@@ -7,7 +7,7 @@ namespace duan::hybrid {
 
 namespace {
 const std::vector<double> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                             1,     2.5,  5,     10,   30,  60,  120};
+                                             1,     2.5,  5,     10,   30,  60,   120};
 
 std::string escape(const std::string& v) {
     std::string s;
@@ -122,7 +122,8 @@ std::string Metrics::render() {
             for (size_t b = 0; b <= f.buckets.size(); ++b) {
                 cum += h.counts[b];
                 std::string le = b < f.buckets.size() ? num(f.buckets[b]) : "+Inf";
-                os << name << "_bucket" << fmt_labels(l, "le=\"" + le + "\"") << " " << num(cum) << "\n";
+                os << name << "_bucket" << fmt_labels(l, "le=\"" + le + "\"") << " " << num(cum)
+                   << "\n";
             }
             os << name << "_sum" << fmt_labels(l) << " " << num(h.sum) << "\n";
             os << name << "_count" << fmt_labels(l) << " " << h.count << "\n";

@@ -13,7 +13,7 @@ namespace duan::hybrid {
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 class Metrics {
-public:
+  public:
     Metrics();
     void describe(const std::string& name, const std::string& type, const std::string& help);
     void inc(const std::string& name, const Labels& labels = {}, double v = 1);
@@ -27,7 +27,7 @@ public:
     std::string render();
     double value(const std::string& name, const Labels& labels = {}) const;  // counters/gauges
 
-private:
+  private:
     struct Hist {
         std::vector<double> counts;  // per bucket (non-cumulative), + Inf
         double sum = 0;

@@ -72,7 +72,8 @@ GenRequest parse_request(std::string_view body, bool chat, const RequestLimits& 
         if (r.model.size() > lim.max_model_name) throw bad_request("model name too long", "model");
     }
     if (chat) {
-        if (!j.contains("messages")) throw bad_request("missing required field: messages", "messages");
+        if (!j.contains("messages"))
+            throw bad_request("missing required field: messages", "messages");
         const json& msgs = j["messages"];
         if (!msgs.is_array() || msgs.empty())
             throw bad_request("messages must be a non-empty array", "messages");
@@ -90,7 +91,8 @@ GenRequest parse_request(std::string_view body, bool chat, const RequestLimits& 
                 throw bad_request(p + ".role: unknown role '" + cm.role.substr(0, 32) + "'",
                                   p + ".role");
             if (cm.role == "developer") cm.role = "system";
-            cm.content = content_text(m.contains("content") ? m["content"] : json(), p + ".content");
+            cm.content =
+                content_text(m.contains("content") ? m["content"] : json(), p + ".content");
             text_bytes += cm.content.size();
             r.messages.push_back(std::move(cm));
         }
@@ -106,15 +108,18 @@ GenRequest parse_request(std::string_view body, bool chat, const RequestLimits& 
         }
         text_bytes += r.prompt.size();
     }
-    if (text_bytes > lim.max_text_bytes) throw bad_request("the prompt text is too long", chat ? "messages" : "prompt");
+    if (text_bytes > lim.max_text_bytes)
+        throw bad_request("the prompt text is too long", chat ? "messages" : "prompt");
 
     // max_completion_tokens is the newer name of max_tokens in the chat API.
     for (const char* key : {"max_tokens", "max_completion_tokens"}) {
         if (!j.contains(key) || j[key].is_null()) continue;
-        if (!j[key].is_number_integer()) throw bad_request(std::string(key) + " must be an integer", key);
+        if (!j[key].is_number_integer())
+            throw bad_request(std::string(key) + " must be an integer", key);
         int64_t v = j[key].get<int64_t>();
         if (v < 1 || v > lim.max_tokens)
-            throw bad_request(std::string(key) + " must be in [1, " + std::to_string(lim.max_tokens) + "]", key);
+            throw bad_request(
+                std::string(key) + " must be in [1, " + std::to_string(lim.max_tokens) + "]", key);
         r.max_tokens = static_cast<int>(v);
     }
     r.temperature = static_cast<float>(number_in(j, "temperature", 0.0, 2.0, 1.0));
@@ -134,9 +139,11 @@ GenRequest parse_request(std::string_view body, bool chat, const RequestLimits& 
             r.stop.push_back(s.get<std::string>());
         } else if (s.is_array()) {
             if (s.size() > lim.max_stop)
-                throw bad_request("at most " + std::to_string(lim.max_stop) + " stop sequences", "stop");
+                throw bad_request("at most " + std::to_string(lim.max_stop) + " stop sequences",
+                                  "stop");
             for (const auto& x : s) {
-                if (!x.is_string()) throw bad_request("stop must be a string or an array of strings", "stop");
+                if (!x.is_string())
+                    throw bad_request("stop must be a string or an array of strings", "stop");
                 r.stop.push_back(x.get<std::string>());
             }
         } else {
@@ -198,7 +205,10 @@ json response_json(const GenRequest& req, const std::string& id, int64_t created
                   {"logprobs", nullptr},
                   {"finish_reason", r.finish_reason}};
     } else {
-        choice = {{"index", 0}, {"text", r.text}, {"logprobs", nullptr}, {"finish_reason", r.finish_reason}};
+        choice = {{"index", 0},
+                  {"text", r.text},
+                  {"logprobs", nullptr},
+                  {"finish_reason", r.finish_reason}};
     }
     return {{"id", id},
             {"object", req.chat ? "chat.completion" : "text_completion"},
@@ -252,8 +262,10 @@ std::string ChunkWriter::finish(const GenResult& r) {
                                      {"logprobs", nullptr},
                                      {"finish_reason", r.finish_reason}}});
     else
-        j["choices"] = json::array(
-            {{{"index", 0}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", r.finish_reason}}});
+        j["choices"] = json::array({{{"index", 0},
+                                     {"text", ""},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", r.finish_reason}}});
     std::string out = sse(j);
     if (req_.include_usage) {
         json u = base();
@@ -273,8 +285,8 @@ std::vector<std::string> SseParser::feed(std::string_view bytes) {
     for (char c : bytes) {
         if (c != '\n') {
             if (line_.size() >= max_line_)
-                throw ApiError(502, "upstream_error", "upstream SSE line exceeds " +
-                                                          std::to_string(max_line_) + " bytes",
+                throw ApiError(502, "upstream_error",
+                               "upstream SSE line exceeds " + std::to_string(max_line_) + " bytes",
                                "bad_upstream_stream");
             line_ += c;
             continue;
@@ -318,7 +330,8 @@ UpstreamChunk parse_upstream_chunk(const std::string& data) {
     if (j.is_discarded() || !j.is_object()) throw bad("event is not a JSON object");
     if (j.contains("error")) {
         std::string msg = "upstream error";
-        if (j["error"].is_object() && j["error"].contains("message") && j["error"]["message"].is_string())
+        if (j["error"].is_object() && j["error"].contains("message") &&
+            j["error"]["message"].is_string())
             msg += ": " + j["error"]["message"].get<std::string>();
         throw ApiError(502, "upstream_error", msg, "upstream_error");
     }

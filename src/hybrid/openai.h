@@ -38,15 +38,15 @@ nlohmann::json response_json(const GenRequest& req, const std::string& id, int64
 // Builds the SSE events of one streamed response, exactly as OpenAI sends them: each is
 // "data: {json}\n\n"; the last is "data: [DONE]\n\n".
 class ChunkWriter {
-public:
+  public:
     ChunkWriter(const GenRequest& req, std::string id, int64_t created, std::string model);
-    std::string first();                     // chat: the role delta; completions: ""
+    std::string first();  // chat: the role delta; completions: ""
     std::string text(const std::string& delta);
     std::string finish(const GenResult& r);  // finish_reason chunk, usage chunk if asked, [DONE]
     // An error midway: OpenAI's error object as a data event, then [DONE].
     static std::string error(const ApiError& e);
 
-private:
+  private:
     nlohmann::json base() const;
     const GenRequest& req_;
     std::string id_, model_;
@@ -57,11 +57,11 @@ private:
 // completed by these bytes (multi-line data joined by '\n'); comments and other fields are skipped.
 // Throws ApiError(502) when a line exceeds max_line bytes.
 class SseParser {
-public:
+  public:
     explicit SseParser(size_t max_line = 1u << 20) : max_line_(max_line) {}
     std::vector<std::string> feed(std::string_view bytes);
 
-private:
+  private:
     size_t max_line_;
     std::string line_, data_;
     bool has_data_ = false;

@@ -14,11 +14,20 @@ using nlohmann::json;
 
 Policy Policy::from_json(const json& j) {
     if (!j.is_object()) fail("policy: the top level must be a JSON object");
-    static const std::set<std::string> known = {
-        "mem_budget_mb", "min_battery_pct", "max_temp_c", "complexity_threshold",
-        "default_deadline_ms", "assumed_max_tokens", "prefill_tok_per_s", "decode_tok_per_s",
-        "cloud_first_token_timeout_ms", "cloud_total_timeout_ms", "request_timeout_ms",
-        "overflow_to_cloud", "cloud_model", "pii"};
+    static const std::set<std::string> known = {"mem_budget_mb",
+                                                "min_battery_pct",
+                                                "max_temp_c",
+                                                "complexity_threshold",
+                                                "default_deadline_ms",
+                                                "assumed_max_tokens",
+                                                "prefill_tok_per_s",
+                                                "decode_tok_per_s",
+                                                "cloud_first_token_timeout_ms",
+                                                "cloud_total_timeout_ms",
+                                                "request_timeout_ms",
+                                                "overflow_to_cloud",
+                                                "cloud_model",
+                                                "pii"};
     for (const auto& [k, v] : j.items())
         if (!known.count(k)) fail("policy: unknown key \"", k, "\"");
     Policy p;
@@ -44,7 +53,8 @@ Policy Policy::from_json(const json& j) {
     num("cloud_total_timeout_ms", p.cloud_total_timeout_ms, 1, 1e9);
     num("request_timeout_ms", p.request_timeout_ms, 1, 1e9);
     if (j.contains("overflow_to_cloud")) {
-        if (!j["overflow_to_cloud"].is_boolean()) fail("policy: \"overflow_to_cloud\" must be a boolean");
+        if (!j["overflow_to_cloud"].is_boolean())
+            fail("policy: \"overflow_to_cloud\" must be a boolean");
         p.overflow_to_cloud = j["overflow_to_cloud"].get<bool>();
     }
     if (j.contains("cloud_model")) {
@@ -82,11 +92,10 @@ double complexity_score(const std::string& text) {
         in_word = !sp;
         if (c == '?') questions++;
     }
-    static const char* kKeywords[] = {"prove",    "proof",      "derive",   "step by step",
-                                      "analyze",  "analyse",    "compare",  "evaluate",
-                                      "optimize", "algorithm",  "theorem",  "implement",
-                                      "debug",    "refactor",   "explain why", "trade-off",
-                                      "reason",   "calculate"};
+    static const char* kKeywords[] = {
+        "prove",   "proof",    "derive",      "step by step", "analyze", "analyse",
+        "compare", "evaluate", "optimize",    "algorithm",    "theorem", "implement",
+        "debug",   "refactor", "explain why", "trade-off",    "reason",  "calculate"};
     int kw = 0;
     for (const char* k : kKeywords)
         if (low.find(k) != std::string::npos) kw++;
@@ -98,7 +107,8 @@ double complexity_score(const std::string& text) {
     return std::min(1.0, s);
 }
 
-double predict_latency_ms(int prompt_tokens, int gen_tokens, double prefill_tps, double decode_tps) {
+double predict_latency_ms(int prompt_tokens, int gen_tokens, double prefill_tps,
+                          double decode_tps) {
     if (prefill_tps <= 0) prefill_tps = 500;
     if (decode_tps <= 0) decode_tps = 20;
     return 1000.0 * (prompt_tokens / prefill_tps + gen_tokens / decode_tps);

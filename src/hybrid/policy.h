@@ -1,7 +1,8 @@
 // The routing policy: which requests run on the device and which go to the cloud endpoint. A pure
 // function of a RouteInput snapshot (decide()), so every rule is testable without a model, a
 // network or a battery. Rules, first match wins (docs/SERVING.md has the table):
-//   1. private (X-Duan-Private / "duan_private" / a PII pattern)  -> local, or 503 if no local model
+//   1. private (X-Duan-Private / "duan_private" / a PII pattern)  -> local, or 503 if no local
+//   model
 //   2. no usable local model (none, or over the memory budget)    -> cloud, or 503 if no cloud
 //   3. no cloud configured / network unreachable                  -> local
 //   4. prompt + max_tokens do not fit the local context           -> cloud
@@ -12,10 +13,9 @@
 //   9. local slots and queue busy (overflow_to_cloud)              -> cloud
 //  10. otherwise                                                   -> local
 #pragma once
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "hybrid/api_types.h"
 #include "hybrid/device_state.h"
@@ -53,8 +53,8 @@ struct Policy {
 double complexity_score(const std::string& text);
 
 struct RouteInput {
-    std::string private_reason;       // "" not private; "private" or "pii:<rule>"
-    bool local_available = false;     // a local model is loaded
+    std::string private_reason;    // "" not private; "private" or "pii:<rule>"
+    bool local_available = false;  // a local model is loaded
     std::string local_unavailable_reason = "no_local_model";  // e.g. "model_exceeds_budget"
     bool cloud_configured = false;
     bool network_up = true;

@@ -8,7 +8,9 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-milliseconds ms(double v) { return milliseconds(static_cast<int64_t>(v)); }
+milliseconds ms(double v) {
+    return milliseconds(static_cast<int64_t>(v));
+}
 }  // namespace
 
 Router::Router(Scheduler* local, CloudBackend* cloud, Policy policy, DeviceProbe* device,
@@ -49,7 +51,8 @@ RouteInfo Router::plan(const GenRequest& req) const {
         in.prompt_tokens = n < 0 ? 0 : n;
         in.n_ctx = local_->engine().n_ctx();
         SchedulerStats st = local_->stats();
-        double pf = policy_.prefill_tok_per_s > 0 ? policy_.prefill_tok_per_s : st.prefill_tok_per_s;
+        double pf =
+            policy_.prefill_tok_per_s > 0 ? policy_.prefill_tok_per_s : st.prefill_tok_per_s;
         double dc = policy_.decode_tok_per_s > 0 ? policy_.decode_tok_per_s : st.decode_tok_per_s;
         int gen = req.max_tokens > 0 ? req.max_tokens : policy_.assumed_max_tokens;
         in.predicted_latency_ms = predict_latency_ms(in.prompt_tokens, gen, pf, dc);
@@ -70,7 +73,8 @@ bool Router::cloud_allowed(const GenRequest& req) const {
 
 void Router::count_route(const RouteInfo& r) {
     if (metrics_)
-        metrics_->inc("duan_route_total", {{"route", r.cloud ? "cloud" : "local"}, {"reason", r.reason}});
+        metrics_->inc("duan_route_total",
+                      {{"route", r.cloud ? "cloud" : "local"}, {"reason", r.reason}});
 }
 
 Router::Routed Router::start(const GenRequest& req) {
@@ -160,7 +164,8 @@ Router::Completed Router::complete(const GenRequest& req) {
         // Nothing reached the client yet, so one retry on the other side duplicates nothing.
         if (!retried && rt.route.cloud && local_can_take(req)) {
             rt = start_local(req, {false, "fallback:cloud_broken"}, false);
-        } else if (!retried && !rt.route.cloud && err->code == "local_failure" && cloud_allowed(req)) {
+        } else if (!retried && !rt.route.cloud && err->code == "local_failure" &&
+                   cloud_allowed(req)) {
             rt = start_cloud(req, {true, "fallback:local_failure"}, false);
         } else {
             throw *err;
@@ -174,7 +179,8 @@ void Router::account(const RouteInfo& route, const GenResult& r) {
     if (!metrics_) return;
     const char* where = route.cloud ? "cloud" : "local";
     metrics_->inc("duan_tokens_total", {{"route", where}, {"kind", "prompt"}}, r.prompt_tokens);
-    metrics_->inc("duan_tokens_total", {{"route", where}, {"kind", "completion"}}, r.completion_tokens);
+    metrics_->inc("duan_tokens_total", {{"route", where}, {"kind", "completion"}},
+                  r.completion_tokens);
 }
 
 }  // namespace duan::hybrid

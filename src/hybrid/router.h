@@ -23,13 +23,13 @@ namespace duan::hybrid {
 
 // An OpenAI-compatible upstream. submit() streams its answer (text deltas, then done with usage).
 class CloudBackend : public Backend {
-public:
+  public:
     // Cached reachability (a failed connection marks the network down for a while).
     virtual bool reachable() = 0;
 };
 
 class Router {
-public:
+  public:
     // local / cloud may be null (no model, or no cloud). local_unavailable_reason explains a null
     // local ("no_local_model", "model_exceeds_budget"). device / metrics may be null.
     Router(Scheduler* local, CloudBackend* cloud, Policy policy, DeviceProbe* device = nullptr,
@@ -61,7 +61,7 @@ public:
     Scheduler* local() const { return local_; }
     CloudBackend* cloud() const { return cloud_; }
 
-private:
+  private:
     Routed start_local(const GenRequest& req, RouteInfo r, bool allow_cloud);
     Routed start_cloud(const GenRequest& req, RouteInfo r, bool allow_local);
     bool local_can_take(const GenRequest& req) const;

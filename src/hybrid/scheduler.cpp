@@ -16,8 +16,11 @@ struct Scheduler::Job {
     int max_gen = 0;  // completion tokens allowed (max_tokens, capped by the context)
     int n_gen = 0;
     Job(GenRequest r, std::vector<int32_t> p, int max_gen_)
-        : req(std::move(r)), prompt(std::move(p)), stream(std::make_shared<GenStream>()),
-          stop(req.stop), max_gen(max_gen_) {}
+        : req(std::move(r)),
+          prompt(std::move(p)),
+          stream(std::make_shared<GenStream>()),
+          stop(req.stop),
+          max_gen(max_gen_) {}
 };
 
 Scheduler::Scheduler(std::unique_ptr<SeqEngine> engine, SchedulerOptions opt)
@@ -28,7 +31,9 @@ Scheduler::Scheduler(std::unique_ptr<SeqEngine> engine, SchedulerOptions opt)
     thread_ = std::thread([this] { loop(); });
 }
 
-Scheduler::~Scheduler() { shutdown(false); }
+Scheduler::~Scheduler() {
+    shutdown(false);
+}
 
 int Scheduler::count_prompt_tokens(const GenRequest& req) const {
     try {
@@ -147,7 +152,8 @@ void Scheduler::loop() {
             for (size_t s = 0; s < slots_.size(); ++s) {
                 if (!slots_[s]) continue;
                 if (slots_[s]->stream->cancelled()) {  // client gone: free the slot now
-                    slots_[s]->stream->fail(ApiError(499, "cancelled", "request cancelled", "cancelled"));
+                    slots_[s]->stream->fail(
+                        ApiError(499, "cancelled", "request cancelled", "cancelled"));
                     engine_->end(static_cast<int>(s));
                     slots_[s].reset();
                     continue;
@@ -211,8 +217,10 @@ void Scheduler::loop() {
         // Moving averages of the engine's speed, for the router's latency prediction.
         if (dt > 0) {
             auto ema = [](double& avg, double x) { avg = avg == 0 ? x : 0.8 * avg + 0.2 * x; };
-            if (n_prompt > 0) ema(stats_.prefill_tok_per_s, n_prompt / dt);
-            else if (n_sampled > 0) ema(stats_.decode_tok_per_s, 1.0 / dt);  // per sequence
+            if (n_prompt > 0)
+                ema(stats_.prefill_tok_per_s, n_prompt / dt);
+            else if (n_sampled > 0)
+                ema(stats_.decode_tok_per_s, 1.0 / dt);  // per sequence
         }
     }
 }

@@ -30,7 +30,7 @@ struct SlotStep {
 // The model side the scheduler drives. LocalEngine (local_engine.h) wraps llm::Context;
 // FakeEngine (fake_engine.h) is deterministic for tests.
 class SeqEngine {
-public:
+  public:
     virtual ~SeqEngine() = default;
     virtual int n_slots() const = 0;
     virtual int n_ctx() const = 0;  // per sequence
@@ -55,13 +55,13 @@ struct SchedulerOptions {
 struct SchedulerStats {
     int active = 0, queued = 0, slots = 0, max_queue = 0;
     uint64_t steps = 0, tokens_generated = 0, prompt_tokens = 0;
-    int max_batch_seqs = 0;           // most sequences seen in one step
-    double prefill_tok_per_s = 0;     // moving averages, 0 until measured
-    double decode_tok_per_s = 0;     // tokens/s one sequence sees while decoding
+    int max_batch_seqs = 0;        // most sequences seen in one step
+    double prefill_tok_per_s = 0;  // moving averages, 0 until measured
+    double decode_tok_per_s = 0;   // tokens/s one sequence sees while decoding
 };
 
 class Scheduler : public Backend {
-public:
+  public:
     Scheduler(std::unique_ptr<SeqEngine> engine, SchedulerOptions opt = {});
     ~Scheduler() override;  // shutdown(false)
 
@@ -76,7 +76,7 @@ public:
     SchedulerStats stats() const;
     const SeqEngine& engine() const { return *engine_; }
 
-private:
+  private:
     struct Job;
     void loop();
     void finish_job(int slot, const std::string& reason);

@@ -24,6 +24,9 @@ struct TypeKernels {
     VecDotFn vec_dot = nullptr;
     DType vec_dot_type = DType::F32;
     bool has_vec_dot_type = false;
+    // Activation quantizer where it differs from `quantize` (Q8_0/Q8_1: ties to even, as the
+    // reference's activation path; `quantize` keeps the reference file quantizer's roundf).
+    QuantizeFn quantize_act = nullptr;
 };
 
 // The scalar table entry for t (all-null for types without kernels).
@@ -66,6 +69,8 @@ void dequantize_q8_0(const void* src, float* dst, int64_t n);
 void dequantize_q8_1(const void* src, float* dst, int64_t n);
 void quantize_q8_0(const float* src, void* dst, int64_t n);
 void quantize_q8_1(const float* src, void* dst, int64_t n);
+void quantize_q8_0_act(const float* src, void* dst, int64_t n);
+void quantize_q8_1_act(const float* src, void* dst, int64_t n);
 float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* act);
 float vec_dot_q4_1_q8_1(int64_t n, const void* w, const void* act);
 float vec_dot_q5_0_q8_0(int64_t n, const void* w, const void* act);

@@ -8,6 +8,10 @@
 
 #include "core/error.h"
 #include "kernels/kernel_table.h"
+#include "kernels/x86/x86_kernels.h"
+#if defined(__aarch64__)
+#include "kernels/arm/neon_kernels.h"
+#endif
 
 namespace duan::kernels {
 
@@ -50,9 +54,11 @@ TypeKernels scalar_kernels(DType t) {
         case DType::Q8_0:
             k = {dequantize_q8_0, quantize_q8_0, quantize_q8_0_w, vec_dot_q8_0_q8_0};
             vdt(DType::Q8_0);
+            k.quantize_act = quantize_q8_0_act;
             break;
         case DType::Q8_1:  // activation-only type: no dot of its own
             k = {dequantize_q8_1, quantize_q8_1, nullptr, nullptr};
+            k.quantize_act = quantize_q8_1_act;
             break;
         case DType::Q2_K:
             k = {dequantize_q2_K, nullptr, quantize_q2_K_w, vec_dot_q2_K_q8_K};
@@ -86,6 +92,125 @@ TypeKernels scalar_kernels(DType t) {
 TypeKernels kernels_for(DType t, Isa isa) {
     TypeKernels k = scalar_kernels(t);
     (void)isa;  // SIMD overrides go here, e.g. if (isa_supports(isa, Isa::AVX2)) k.vec_dot = ...
+#if defined(__x86_64__)
+    // AVX2 for AVX2 and plain AVX-512; the VNNI build (vpdpbusd) where the CPU has it.
+    if (isa_supports(isa, Isa::AVX2)) {
+        const bool vnni = isa_supports(isa, Isa::AVX512_VNNI);
+#define DUAN_PICK(fn) (vnni ? avx512vnni::fn : avx2::fn)
+        switch (t) {
+            case DType::F32:
+                k.vec_dot = DUAN_PICK(vec_dot_f32);
+                break;
+            case DType::F16:
+                k.vec_dot = DUAN_PICK(vec_dot_f16);
+                k.quantize = DUAN_PICK(quantize_f16);
+                break;
+            case DType::BF16:
+                k.vec_dot = DUAN_PICK(vec_dot_bf16);
+                break;
+            case DType::Q4_0:
+                k.vec_dot = DUAN_PICK(vec_dot_q4_0_q8_0);
+                break;
+            case DType::Q4_1:
+                k.vec_dot = DUAN_PICK(vec_dot_q4_1_q8_1);
+                break;
+            case DType::Q5_0:
+                k.vec_dot = DUAN_PICK(vec_dot_q5_0_q8_0);
+                break;
+            case DType::Q5_1:
+                k.vec_dot = DUAN_PICK(vec_dot_q5_1_q8_1);
+                break;
+            case DType::Q8_0:
+                k.vec_dot = DUAN_PICK(vec_dot_q8_0_q8_0);
+                k.quantize = DUAN_PICK(quantize_q8_0);
+                break;
+            case DType::Q8_1:
+                k.quantize = DUAN_PICK(quantize_q8_1);
+                break;
+            case DType::Q2_K:
+                k.vec_dot = DUAN_PICK(vec_dot_q2_K_q8_K);
+                break;
+            case DType::Q3_K:
+                k.vec_dot = DUAN_PICK(vec_dot_q3_K_q8_K);
+                break;
+            case DType::Q4_K:
+                k.vec_dot = DUAN_PICK(vec_dot_q4_K_q8_K);
+                break;
+            case DType::Q5_K:
+                k.vec_dot = DUAN_PICK(vec_dot_q5_K_q8_K);
+                break;
+            case DType::Q6_K:
+                k.vec_dot = DUAN_PICK(vec_dot_q6_K_q8_K);
+                break;
+            case DType::Q8_K:
+                k.quantize = DUAN_PICK(quantize_q8_K);
+                break;
+            default:
+                break;
+        }
+#undef DUAN_PICK
+    }
+#endif
+#if defined(__aarch64__)
+    // Baseline NEON (vmull_s8) or the dotprod build (vdotq_s32; i8mm CPUs use it too: i8mm only
+    // pays off for 2x2 row tiles, arm::i8mm). The activation quantizers are the same for all.
+    if (isa_supports(isa, Isa::NEON)) {
+        const bool dp = isa_supports(isa, Isa::NEON_DOTPROD);
+#define DUAN_PICK_ARM(fn) (dp ? arm::dotprod::fn : arm::neon::fn)
+        switch (t) {
+            case DType::F32:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_f32);
+                break;
+            case DType::F16:
+                k.vec_dot = dp && arm::cpu_has_fhm() ? arm::dotprod::vec_dot_f16_fhm
+                                                     : DUAN_PICK_ARM(vec_dot_f16);
+                break;
+            case DType::BF16:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_bf16);
+                break;
+            case DType::Q4_0:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q4_0_q8_0);
+                break;
+            case DType::Q4_1:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q4_1_q8_1);
+                break;
+            case DType::Q5_0:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q5_0_q8_0);
+                break;
+            case DType::Q5_1:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q5_1_q8_1);
+                break;
+            case DType::Q8_0:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q8_0_q8_0);
+                k.quantize = arm::quantize_q8_0;
+                break;
+            case DType::Q8_1:
+                k.quantize = arm::quantize_q8_1;
+                break;
+            case DType::Q2_K:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q2_K_q8_K);
+                break;
+            case DType::Q3_K:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q3_K_q8_K);
+                break;
+            case DType::Q4_K:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q4_K_q8_K);
+                break;
+            case DType::Q5_K:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q5_K_q8_K);
+                break;
+            case DType::Q6_K:
+                k.vec_dot = DUAN_PICK_ARM(vec_dot_q6_K_q8_K);
+                break;
+            case DType::Q8_K:
+                k.quantize = arm::quantize_q8_K;
+                break;
+            default:
+                break;
+        }
+#undef DUAN_PICK_ARM
+    }
+#endif
     return k;
 }
 
@@ -156,6 +281,13 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
         k.quantize_weighted(src, dst, n, nullptr);
     else
         fail("quantize_row: unsupported type ", type_name(t));
+}
+
+void quantize_activation_row(DType t, const float* src, void* dst, int64_t n) {
+    const TypeKernels& k = active_kernels(t);
+    if (!k.quantize_act) return quantize_row(t, src, dst, n);
+    check_blocks(t, n, "quantize_activation_row");
+    k.quantize_act(src, dst, n);
 }
 
 void quantize_row_weighted(DType t, const float* src, void* dst, int64_t n, const float* imatrix) {

@@ -26,6 +26,9 @@ bool can_quantize(DType t);
 // n must be a multiple of the type's block size.
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 void quantize_row(DType t, const float* src, void* dst, int64_t n);
+// Quantizes activations (matmul inputs, attention queries, K/V cache rows) the way the reference's
+// activation path does: as quantize_row, except Q8_0/Q8_1 round halves to even.
+void quantize_activation_row(DType t, const float* src, void* dst, int64_t n);
 
 // Weight quantization with an optional importance matrix (one weight per column, n of them; the
 // reference's quant_weights). imatrix == nullptr gives exactly quantize_row's bytes. For the

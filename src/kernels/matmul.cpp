@@ -1,16 +1,130 @@
-// matmul: y (M×N) = x (M×K) · Wᵀ with W stored as N rows of K elements. Straightforward version:
-// quantize each activation row once to the weight's vec_dot type, then every thread takes a
-// contiguous range of output rows (weight rows) and dots each with all M activation rows, so a
-// weight row is read from memory once per call.
+// matmul: y (M×N) = x (M×K) · Wᵀ with W stored as N rows of K elements.
+//
+// 1. Each activation row is quantized once to the weight's vec_dot type, into a buffer owned by
+//    the calling thread and reused across calls (no per-call allocation once it has grown).
+// 2. The output rows (weight rows) are split over the pool's threads in contiguous chunks that are
+//    multiples of 4 (GEMM: of 16), so each weight row is read from memory once per call. Tiny
+//    products (the stories260K model, a 128-row K projection at decode) run on the calling thread
+//    alone: waking the pool costs more than the work.
+// 3. Decode (M = 1) is bandwidth-bound: where a 4-row kernel exists (x86 Q4_0/Q5_0/Q8_0), four
+//    weight rows stream against one activation row per inner loop, sharing its loads, and the
+//    kernel prefetches the next 4 rows itself.
+// 4. Prefill (M >= 4) with AVX-512 VNNI and Q4_0/Q5_0/Q8_0/Q4_K weights: the packed GEMM
+//    (x86/gemm_avx512.cpp): each thread repacks 16 weight rows at a time into an interleaved int8
+//    panel (L2-resident) and runs it against every activation row, 8 at a time in registers.
+//    Other types: activation rows in ~128 KiB tiles (L2) against groups of weight rows (L1).
+// Decode and the row-dot prefill compute each element the same way whatever M or the thread
+// count; the GEMM differs from them only in float rounding (integer block sums are exact).
 #include "kernels/matmul.h"
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/kernel_table.h"
 #include "kernels/kernels.h"
+#include "kernels/x86/x86_gemm.h"
+#include "kernels/x86/x86_kernels.h"
 
 namespace duan::kernels {
+namespace {
+
+// Below this many multiply-adds (N*K*M) the pool is not woken.
+constexpr double kMinThreadedWork = 1 << 17;
+// Activation rows per prefill tile: about this many bytes of them.
+constexpr size_t kActTileBytes = 128 * 1024;
+
+using Dot4Fn = void (*)(int64_t n, const void* w, size_t stride, const void* act, float* out);
+
+// The 4-row kernel for W's type under the active ISA, or nullptr. Must agree exactly with the
+// table's vec_dot (it does: same per-row operation order).
+Dot4Fn dot4_for(DType t) {
+#if defined(__x86_64__)
+    const Isa isa = active_isa();
+    if (!isa_supports(isa, Isa::AVX2)) return nullptr;
+    const bool vnni = isa_supports(isa, Isa::AVX512_VNNI);
+    if (t == DType::Q4_0) return vnni ? avx512vnni::vec_dot4_q4_0_q8_0 : avx2::vec_dot4_q4_0_q8_0;
+    if (t == DType::Q5_0) return vnni ? avx512vnni::vec_dot4_q5_0_q8_0 : avx2::vec_dot4_q5_0_q8_0;
+    if (t == DType::Q8_0) return vnni ? avx512vnni::vec_dot4_q8_0_q8_0 : avx2::vec_dot4_q8_0_q8_0;
+#else
+    (void)t;
+#endif
+    return nullptr;
+}
+
+std::vector<uint8_t>& act_buffer() {
+    thread_local std::vector<uint8_t> buf;
+    return buf;
+}
+
+// Scratch for the packed GEMM (calling thread: activations; each worker: its weight panel).
+std::vector<uint8_t>& gemm_act_buffer() {
+    thread_local std::vector<uint8_t> buf;
+    return buf;
+}
+std::vector<GemmWeightBlock>& gemm_panel_buffer() {
+    thread_local std::vector<GemmWeightBlock> buf;
+    return buf;
+}
+
+bool use_gemm(DType t, int64_t M) {
+#if defined(__x86_64__)
+    return M >= 4 &&
+           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q8_0 || t == DType::Q4_K) &&
+           isa_supports(active_isa(), Isa::AVX512_VNNI);
+#else
+    (void)t;
+    (void)M;
+    return false;
+#endif
+}
+
+#if defined(__x86_64__)
+// Prefill with the packed VNNI GEMM: act holds M Q8_0 rows. Each thread takes whole 16-row panels;
+// for each panel, packs it once, then runs it against every activation row.
+void matmul_gemm(const Weight& W, const uint8_t* act, size_t act_row_bytes, int64_t M, float* y,
+                 ThreadPool& pool, bool threaded) {
+    const int64_t K = W.n_cols, N = W.n_rows, nb = K / 32;
+    const size_t gact_stride = static_cast<size_t>(nb) * sizeof(GemmActBlock);
+    std::vector<uint8_t>& gbuf = gemm_act_buffer();
+    if (gbuf.size() < gact_stride * static_cast<size_t>(M))
+        gbuf.resize(gact_stride * static_cast<size_t>(M));
+    uint8_t* gact = gbuf.data();
+    for (int64_t m = 0; m < M; ++m)
+        avx512vnni::gemm_prepare_act(vec_dot_type(W.type),
+                                     act + static_cast<size_t>(m) * act_row_bytes, K,
+                                     gact + static_cast<size_t>(m) * gact_stride);
+
+    const int64_t n_panels = (N + 15) / 16;
+    constexpr int64_t kActChunk = 64;  // activation rows per kernel sweep (out tile 64×16 floats)
+    auto panels = [&](int64_t p0, int64_t p1) {
+        std::vector<GemmWeightBlock>& panel = gemm_panel_buffer();
+        if (panel.size() < static_cast<size_t>(nb)) panel.resize(static_cast<size_t>(nb));
+        alignas(64) float tile[kActChunk * 16];
+        for (int64_t p = p0; p < p1; ++p) {
+            const int64_t n0 = p * 16, rows = std::min<int64_t>(16, N - n0);
+            avx512vnni::gemm_pack16(W.type, W.row(n0), W.row_bytes, rows, K, panel.data());
+            for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
+                const int64_t ma = std::min<int64_t>(kActChunk, M - m0);
+                avx512vnni::gemm_16xn(W.type, K, panel.data(),
+                                      gact + static_cast<size_t>(m0) * gact_stride, gact_stride, ma,
+                                      tile);
+                for (int64_t a = 0; a < ma; ++a)
+                    std::memcpy(y + (m0 + a) * N + n0, tile + 16 * a,
+                                static_cast<size_t>(rows) * sizeof(float));
+            }
+        }
+    };
+    if (!threaded) {
+        panels(0, n_panels);
+        return;
+    }
+    pool.parallel_for(n_panels, panels);
+}
+#endif
+
+}  // namespace
 
 void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& pool) {
     const int64_t K = W.n_cols, N = W.n_rows;
@@ -23,33 +137,86 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
         fail("matmul: row stride ", W.row_bytes, " bytes is shorter than a ", winfo.name,
              " row of ", K, " elements");
 
+    const TypeKernels& wk = active_kernels(W.type);
     const DType at = vec_dot_type(W.type);
-    const VecDotFn dot = active_kernels(W.type).vec_dot;
+    const VecDotFn dot = wk.vec_dot;
     const auto& ainfo = dtype_info(at);
     if (K % ainfo.block_size != 0)
         fail("matmul: row length ", K, " is not a multiple of the ", ainfo.name,
              " activation block size ", ainfo.block_size, " (needed by ", winfo.name, " weights)");
 
+    const double work = static_cast<double>(N) * static_cast<double>(K) * static_cast<double>(M);
+    const bool threaded = pool.size() > 1 && work >= kMinThreadedWork;
+
     // Activations in the dot type: one row of act_row_bytes per m. F32 weights use x directly.
     const size_t act_row_bytes = dtype_row_bytes(at, K);
     const uint8_t* act = reinterpret_cast<const uint8_t*>(x);
-    std::vector<uint8_t> act_buf;
     if (at != DType::F32) {
-        act_buf.resize(act_row_bytes * static_cast<size_t>(M));
-        uint8_t* dst = act_buf.data();
-        pool.parallel_for(M, [&](int64_t m0, int64_t m1) {
+        std::vector<uint8_t>& buf = act_buffer();
+        if (buf.size() < act_row_bytes * static_cast<size_t>(M))
+            buf.resize(act_row_bytes * static_cast<size_t>(M));
+        uint8_t* dst = buf.data();
+        const QuantizeFn quant = active_kernels(at).quantize_act ? active_kernels(at).quantize_act
+                                                                   : active_kernels(at).quantize;
+        auto quantize_rows = [&](int64_t m0, int64_t m1) {
             for (int64_t m = m0; m < m1; ++m)
-                quantize_row(at, x + m * K, dst + static_cast<size_t>(m) * act_row_bytes, K);
-        });
-        act = act_buf.data();
+                quant(x + m * K, dst + static_cast<size_t>(m) * act_row_bytes, K);
+        };
+        if (threaded && M >= 4)
+            pool.parallel_for(M, quantize_rows);
+        else
+            quantize_rows(0, M);
+        act = dst;
     }
 
-    pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-            const void* wrow = W.row(n);
-            for (int64_t m = 0; m < M; ++m)
-                y[m * N + n] = dot(K, wrow, act + static_cast<size_t>(m) * act_row_bytes);
+#if defined(__x86_64__)
+    if (use_gemm(W.type, M)) {
+        matmul_gemm(W, act, act_row_bytes, M, y, pool, threaded);
+        return;
+    }
+#endif
+
+    const Dot4Fn dot4 = dot4_for(W.type);
+    const int64_t m_tile = std::max<int64_t>(
+        1, std::min<int64_t>(M, static_cast<int64_t>(kActTileBytes / act_row_bytes)));
+
+    // Output rows [n0, n1) for every activation row.
+    auto rows = [&](int64_t n0, int64_t n1) {
+        for (int64_t m0 = 0; m0 < M; m0 += m_tile) {
+            const int64_t m1 = std::min(M, m0 + m_tile);
+            int64_t n = n0;
+            if (dot4) {
+                float r[4];
+                for (; n + 4 <= n1; n += 4) {
+                    const void* w = W.row(n);
+                    for (int64_t m = m0; m < m1; ++m) {
+                        dot4(K, w, W.row_bytes, act + static_cast<size_t>(m) * act_row_bytes, r);
+                        float* yr = y + m * N + n;
+                        yr[0] = r[0];
+                        yr[1] = r[1];
+                        yr[2] = r[2];
+                        yr[3] = r[3];
+                    }
+                }
+            }
+            for (; n < n1; ++n) {
+                const void* w = W.row(n);
+                for (int64_t m = m0; m < m1; ++m)
+                    y[m * N + n] = dot(K, w, act + static_cast<size_t>(m) * act_row_bytes);
+            }
         }
+    };
+
+    if (!threaded) {
+        rows(0, N);
+        return;
+    }
+    pool.run([&](int ith, int nth) {
+        // contiguous chunks, multiples of 4 rows (the last one takes the remainder)
+        const int64_t chunk = ((N + nth - 1) / nth + 3) / 4 * 4;
+        const int64_t n0 = std::min<int64_t>(N, chunk * ith);
+        const int64_t n1 = std::min<int64_t>(N, n0 + chunk);
+        if (n0 < n1) rows(n0, n1);
     });
 }
 

@@ -33,8 +33,12 @@ inline uint32_t load_qh(const uint8_t* qh) {
     return v;
 }
 
-// Block-wise Q8 quantization shared by Q8_0 and Q8_1: d = amax / 127, q = roundf(x / d).
-// Returns the sum of the quants (needed by Q8_1).
+// Block-wise Q8 quantization shared by Q8_0 and Q8_1: d = amax / 127, q = round(x / d).
+// Returns the sum of the quants (needed by Q8_1). Weights round halves away from zero (roundf), as
+// the reference quantizer writes files; activations round halves to even with id = 127/amax, as the
+// reference's x86 activation quantizer does (the reference's goldens come from x86) — a tie is rare, but one flipped quant in a K/V row
+// moves every later position's logits.
+template <bool kTiesEven = false>
 inline int quantize_block_q8(const float* x, int8_t* qs, float* d_out) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; ++j) {
@@ -42,10 +46,12 @@ inline int quantize_block_q8(const float* x, int8_t* qs, float* d_out) {
         amax = amax > ax ? amax : ax;
     }
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    // The activation path computes the inverse scale as 127/amax (not 1/d): one ulp apart, and
+    // that ulp decides a rounding now and then.
+    const float id = kTiesEven ? (amax != 0.0f ? 127.0f / amax : 0.0f) : (d != 0.0f ? 1.0f / d : 0.0f);
     int sum = 0;
     for (int j = 0; j < QK8_0; ++j) {
-        qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+        qs[j] = static_cast<int8_t>(kTiesEven ? std::nearbyint(x[j] * id) : std::roundf(x[j] * id));
         sum += qs[j];
     }
     *d_out = d;
@@ -143,6 +149,25 @@ void quantize_q8_1(const float* src, void* dst, int64_t n) {
         const int sum = quantize_block_q8(src, b[i].qs, &d);
         b[i].d = fp32_to_fp16(d);
         b[i].s = fp32_to_fp16(static_cast<float>(sum) * d);  // from the f32 d, as the reference
+    }
+}
+
+void quantize_q8_0_act(const float* src, void* dst, int64_t n) {
+    auto* b = static_cast<block_q8_0*>(dst);
+    for (int64_t i = 0; i < n / QK8_0; ++i, src += QK8_0) {
+        float d;
+        quantize_block_q8<true>(src, b[i].qs, &d);
+        b[i].d = fp32_to_fp16(d);
+    }
+}
+
+void quantize_q8_1_act(const float* src, void* dst, int64_t n) {
+    auto* b = static_cast<block_q8_1*>(dst);
+    for (int64_t i = 0; i < n / QK8_1; ++i, src += QK8_1) {
+        float d;
+        const int sum = quantize_block_q8<true>(src, b[i].qs, &d);
+        b[i].d = fp32_to_fp16(d);
+        b[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
     }
 }
 

@@ -87,12 +87,16 @@ const std::vector<float>& Context::decode(const std::vector<BatchToken>& batch) 
         for (size_t r = 0; r < rows.size(); ++r)
             kernels::rms_norm(&x_[rows[r] * hp_.n_embd], model_.weights().output_norm,
                               &xs[r * hp_.n_embd], hp_.n_embd, hp_.rms_eps);
-        kernels::matmul(model_.weights().output, xs.data(), rows.size(),
-                        &logits_[out_row * hp_.n_vocab], pool_);
+        mm(model_.weights().output, xs.data(), rows.size(), &logits_[out_row * hp_.n_vocab]);
         out_row += rows.size();
     }
     seq_len_ = len;
     return logits_;
+}
+
+void Context::mm(const kernels::Weight& W, const float* x, int64_t M, float* y) {
+    if (observer_) observer_(W, x, M);
+    kernels::matmul(W, x, M, y, pool_);
 }
 
 void Context::eval_ubatch(const BatchToken* tok, int64_t n) {
@@ -115,19 +119,19 @@ void Context::eval_ubatch(const BatchToken* tok, int64_t n) {
         // --- attention ---
         for (int64_t i = 0; i < n; ++i)
             kernels::rms_norm(&x_[i * E], L.attn_norm, &cur_[i * E], E, hp_.rms_eps);
-        kernels::matmul(L.wq, cur_.data(), n, q_.data(), pool_);
-        kernels::matmul(L.wk, cur_.data(), n, k_.data(), pool_);
-        kernels::matmul(L.wv, cur_.data(), n, v_.data(), pool_);
+        mm(L.wq, cur_.data(), n, q_.data());
+        mm(L.wk, cur_.data(), n, k_.data());
+        mm(L.wv, cur_.data(), n, v_.data());
         attention_layer(il, tok, n);
-        kernels::matmul(L.wo, attn_.data(), n, cur_.data(), pool_);
+        mm(L.wo, attn_.data(), n, cur_.data());
         for (int64_t i = 0; i < n * E; ++i) x_[i] += cur_[i];
         // --- feed-forward (SwiGLU) ---
         for (int64_t i = 0; i < n; ++i)
             kernels::rms_norm(&x_[i * E], L.ffn_norm, &cur_[i * E], E, hp_.rms_eps);
-        kernels::matmul(L.w_gate, cur_.data(), n, ffn_g_.data(), pool_);
-        kernels::matmul(L.w_up, cur_.data(), n, ffn_u_.data(), pool_);
+        mm(L.w_gate, cur_.data(), n, ffn_g_.data());
+        mm(L.w_up, cur_.data(), n, ffn_u_.data());
         kernels::swiglu(ffn_g_.data(), ffn_u_.data(), ffn_g_.data(), n * F);
-        kernels::matmul(L.w_down, ffn_g_.data(), n, cur_.data(), pool_);
+        mm(L.w_down, ffn_g_.data(), n, cur_.data());
         for (int64_t i = 0; i < n * E; ++i) x_[i] += cur_[i];
     }
 }
@@ -164,8 +168,8 @@ void Context::attention_layer(int il, const BatchToken* tok, int64_t n) {
                 kernels::rope_apply(q + h * HD, hp_.n_rot, c.data(), s.data(), neox);
             for (int64_t h = 0; h < NKV; ++h) {
                 kernels::rope_apply(k + h * HD, hp_.n_rot, c.data(), s.data(), neox);
-                kernels::quantize_row(kt_, k + h * HD, k_row(il, tok[i].seq, tok[i].pos, h), HD);
-                kernels::quantize_row(vt_, v + h * HD, v_row(il, tok[i].seq, tok[i].pos, h), HD);
+                kernels::quantize_activation_row(kt_, k + h * HD, k_row(il, tok[i].seq, tok[i].pos, h), HD);
+                kernels::quantize_activation_row(vt_, v + h * HD, v_row(il, tok[i].seq, tok[i].pos, h), HD);
             }
         }
     });

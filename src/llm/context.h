@@ -2,6 +2,7 @@
 // decode() runs the transformer over a batch of tokens (any mix of sequences and positions) and
 // returns the logits of the tokens that ask for them. One Context is used by one thread at a time.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -50,6 +51,11 @@ public:
     // Positions cached for a sequence (one past the highest position evaluated).
     int seq_len(int seq) const { return seq_len_.at(seq); }
 
+    // Optional observer of every matrix product: called with the weight and its input rows
+    // x [M × W.n_cols] just before the product (used by `duan imatrix`; empty = off).
+    using MatmulObserver = std::function<void(const kernels::Weight& W, const float* x, int64_t M)>;
+    void set_matmul_observer(MatmulObserver f) { observer_ = std::move(f); }
+
 private:
     void eval_ubatch(const BatchToken* tok, int64_t n);
     void attention_layer(int il, const BatchToken* tok, int64_t n);
@@ -69,6 +75,8 @@ private:
     std::vector<float> x_, cur_, q_, k_, v_, attn_, ffn_g_, ffn_u_;
     std::vector<kernels::AttnScratch> attn_scratch_;  // one per thread
     std::vector<float> logits_;
+    MatmulObserver observer_;
+    void mm(const kernels::Weight& W, const float* x, int64_t M, float* y);
 };
 
 }  // namespace duan

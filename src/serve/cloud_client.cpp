@@ -27,8 +27,8 @@ ApiError upstream(const std::string& msg, const std::string& code = "upstream_er
 HttpCloudBackend::HttpCloudBackend(CloudOptions opt) : opt_(std::move(opt)) {
     const std::string& u = opt_.url;
     size_t scheme_end = u.find("://");
-    if (scheme_end == std::string::npos || (u.compare(0, scheme_end, "http") != 0 &&
-                                            u.compare(0, scheme_end, "https") != 0))
+    if (scheme_end == std::string::npos ||
+        (u.compare(0, scheme_end, "http") != 0 && u.compare(0, scheme_end, "https") != 0))
         fail("--cloud ", u, ": expected http://host[:port][/path] or https://...");
     size_t path_start = u.find('/', scheme_end + 3);
     origin_ = u.substr(0, path_start);
@@ -42,7 +42,9 @@ HttpCloudBackend::~HttpCloudBackend() {
     cv_.wait(lk, [&] { return workers_ == 0; });
 }
 
-bool HttpCloudBackend::reachable() { return now_ms() >= down_until_ms_.load(); }
+bool HttpCloudBackend::reachable() {
+    return now_ms() >= down_until_ms_.load();
+}
 
 std::shared_ptr<hybrid::GenStream> HttpCloudBackend::submit(const hybrid::GenRequest& req) {
     auto s = std::make_shared<hybrid::GenStream>();
@@ -75,10 +77,14 @@ void HttpCloudBackend::run(hybrid::GenRequest req, std::shared_ptr<hybrid::GenSt
     if (!req.model.empty()) body["model"] = req.model;
 
     httplib::Client cli(origin_);
-    cli.set_connection_timeout(static_cast<time_t>(opt_.connect_timeout_s),
-                               static_cast<time_t>((opt_.connect_timeout_s - static_cast<time_t>(opt_.connect_timeout_s)) * 1e6));
-    cli.set_read_timeout(static_cast<time_t>(opt_.read_timeout_s),
-                         static_cast<time_t>((opt_.read_timeout_s - static_cast<time_t>(opt_.read_timeout_s)) * 1e6));
+    cli.set_connection_timeout(
+        static_cast<time_t>(opt_.connect_timeout_s),
+        static_cast<time_t>((opt_.connect_timeout_s - static_cast<time_t>(opt_.connect_timeout_s)) *
+                            1e6));
+    cli.set_read_timeout(
+        static_cast<time_t>(opt_.read_timeout_s),
+        static_cast<time_t>((opt_.read_timeout_s - static_cast<time_t>(opt_.read_timeout_s)) *
+                            1e6));
     cli.set_write_timeout(10, 0);
     cli.set_keep_alive(false);
     s->set_cancel_hook([&cli] { cli.stop(); });
@@ -170,7 +176,8 @@ void HttpCloudBackend::run(hybrid::GenRequest req, std::shared_ptr<hybrid::GenSt
     }
     if (!sse) {  // a server that ignored stream=true and sent the whole answer
         json j = json::parse(raw, nullptr, false);
-        if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() || j["choices"].empty())
+        if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() ||
+            j["choices"].empty())
             throw upstream("malformed cloud response", "bad_upstream_stream");
         const json& c = j["choices"][0];
         std::string text;

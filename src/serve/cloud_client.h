@@ -16,19 +16,19 @@ struct CloudOptions {
     std::string url;      // "http://host:port/v1" (the /v1 prefix is assumed when no path)
     std::string api_key;  // sent as "Authorization: Bearer ..."; never logged
     double connect_timeout_s = 3;
-    double read_timeout_s = 60;   // longest silence between upstream bytes
-    double down_for_s = 10;       // after a connection failure
+    double read_timeout_s = 60;  // longest silence between upstream bytes
+    double down_for_s = 10;      // after a connection failure
     size_t max_response_bytes = 64u << 20;
 };
 
 class HttpCloudBackend : public hybrid::CloudBackend {
-public:
+  public:
     explicit HttpCloudBackend(CloudOptions opt);  // throws duan::Error for a bad URL
     ~HttpCloudBackend() override;                 // cancels nothing; waits for worker threads
     std::shared_ptr<hybrid::GenStream> submit(const hybrid::GenRequest& req) override;
     bool reachable() override;
 
-private:
+  private:
     void run(hybrid::GenRequest req, std::shared_ptr<hybrid::GenStream> s);
     CloudOptions opt_;
     std::string origin_, base_path_;

@@ -1,12 +1,13 @@
 // `duan serve`: an OpenAI-compatible server on a local model, optionally routing to a cloud
 // endpoint. See docs/SERVING.md.
+#include <pthread.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <pthread.h>
 
 #include "core/error.h"
 #include "hybrid/fake_engine.h"
@@ -20,7 +21,7 @@ namespace duan {
 int cmd_serve(int argc, char** argv) {
     CLI::App app{"duan serve: OpenAI-compatible server (local model, optional cloud routing)"};
     std::string model_path, host = "127.0.0.1", api_key, cloud_url, cloud_key, policy_file,
-                chat_template, model_id, sysfs = "/sys";
+                            chat_template, model_id, sysfs = "/sys";
     int port = 8080, parallel = 4, n_ctx = 0, threads = 0, queue = 16, http_threads = 0;
     size_t max_body = 8u << 20;
     double drain_s = 30;
@@ -33,10 +34,15 @@ int cmd_serve(int argc, char** argv) {
     app.add_option("--port", port, "port")->check(CLI::Range(0, 65535));
     app.add_option("--api-key", api_key, "require 'Authorization: Bearer KEY' (or $DUAN_API_KEY)");
     app.add_option("--parallel", parallel, "sequences decoded together")->check(CLI::Range(1, 256));
-    app.add_option("-c,--ctx", n_ctx, "context positions per sequence (0: model, max 4096)")->check(CLI::Range(0, 1 << 20));
-    app.add_option("-t,--threads", threads, "compute threads (0: all cores)")->check(CLI::Range(0, 1024));
-    app.add_option("--queue", queue, "requests waiting beyond --parallel before 429")->check(CLI::Range(0, 100000));
-    app.add_option("--http-threads", http_threads, "connections served at once (0: parallel+queue+4)")->check(CLI::Range(0, 4096));
+    app.add_option("-c,--ctx", n_ctx, "context positions per sequence (0: model, max 4096)")
+        ->check(CLI::Range(0, 1 << 20));
+    app.add_option("-t,--threads", threads, "compute threads (0: all cores)")
+        ->check(CLI::Range(0, 1024));
+    app.add_option("--queue", queue, "requests waiting beyond --parallel before 429")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--http-threads", http_threads,
+                   "connections served at once (0: parallel+queue+4)")
+        ->check(CLI::Range(0, 4096));
     app.add_option("--max-body", max_body, "largest request body in bytes (413 beyond)");
     app.add_option("--chat-template", chat_template, "chat template name (default: detected)");
     app.add_option("--model-id", model_id, "model name reported by /v1/models");
@@ -70,8 +76,10 @@ int cmd_serve(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
 
     try {
-        hybrid::Policy policy = policy_file.empty() ? hybrid::Policy{} : hybrid::Policy::load(policy_file);
-        hybrid::DeviceProbe device(sysfs, {battery, charging ? std::optional<bool>(*charging != 0) : std::nullopt, temp});
+        hybrid::Policy policy =
+            policy_file.empty() ? hybrid::Policy{} : hybrid::Policy::load(policy_file);
+        hybrid::DeviceProbe device(
+            sysfs, {battery, charging ? std::optional<bool>(*charging != 0) : std::nullopt, temp});
         hybrid::Metrics metrics;
 
         std::unique_ptr<Model> model;
@@ -85,7 +93,8 @@ int cmd_serve(int argc, char** argv) {
             fo.n_ctx = n_ctx > 0 ? n_ctx : 2048;
             fo.step_delay = std::chrono::milliseconds(fake_delay_ms);
             fo.model_id = model_id.empty() ? "fake" : model_id;
-            local = std::make_unique<hybrid::Scheduler>(std::make_unique<hybrid::FakeEngine>(fo), so);
+            local =
+                std::make_unique<hybrid::Scheduler>(std::make_unique<hybrid::FakeEngine>(fo), so);
         } else if (!model_path.empty()) {
             uint64_t bytes = std::filesystem::file_size(model_path);
             if (policy.mem_budget_bytes > 0 && bytes > policy.mem_budget_bytes) {
@@ -99,19 +108,25 @@ int cmd_serve(int argc, char** argv) {
                 lo.n_ctx = n_ctx;
                 lo.n_threads = threads;
                 lo.chat_template = chat_template;
-                lo.model_id = model_id.empty() ? std::filesystem::path(model_path).stem().string() : model_id;
-                local = std::make_unique<hybrid::Scheduler>(std::make_unique<hybrid::LocalEngine>(*model, lo), so);
+                lo.model_id =
+                    model_id.empty() ? std::filesystem::path(model_path).stem().string() : model_id;
+                local = std::make_unique<hybrid::Scheduler>(
+                    std::make_unique<hybrid::LocalEngine>(*model, lo), so);
             }
         }
         std::unique_ptr<serve::HttpCloudBackend> cloud;
-        if (!cloud_url.empty()) cloud = std::make_unique<serve::HttpCloudBackend>(serve::CloudOptions{cloud_url, cloud_key});
+        if (!cloud_url.empty())
+            cloud = std::make_unique<serve::HttpCloudBackend>(
+                serve::CloudOptions{cloud_url, cloud_key});
         if (!local && !cloud) fail("serve: give -m MODEL, --fake, or --cloud URL");
 
-        hybrid::Router router(local.get(), cloud.get(), std::move(policy), &device, &metrics, local_reason);
+        hybrid::Router router(local.get(), cloud.get(), std::move(policy), &device, &metrics,
+                              local_reason);
         metrics.describe("duan_queue_depth", "gauge", "Requests waiting for a slot");
         metrics.describe("duan_active_sequences", "gauge", "Sequences being decoded");
         metrics.describe("duan_device_battery_percent", "gauge", "Battery level (if known)");
-        metrics.describe("duan_device_temperature_celsius", "gauge", "Hottest thermal zone (if known)");
+        metrics.describe("duan_device_temperature_celsius", "gauge",
+                         "Hottest thermal zone (if known)");
         metrics.on_render([&](hybrid::Metrics& m) {
             if (local) {
                 auto st = local->stats();
@@ -131,12 +146,14 @@ int cmd_serve(int argc, char** argv) {
         sopt.port = port;
         sopt.api_key = api_key;
         sopt.max_body_bytes = max_body;
-        sopt.model_id = local ? local->engine().model_id() : (model_id.empty() ? "cloud" : model_id);
+        sopt.model_id =
+            local ? local->engine().model_id() : (model_id.empty() ? "cloud" : model_id);
         sopt.http_threads = http_threads > 0 ? http_threads : parallel + queue + 4;
         serve::HttpServer server(router, metrics, sopt);
         server.start();
-        std::fprintf(stderr, "serve: listening on http://%s:%d (%s%s)\n", host.c_str(), server.port(),
-                     local ? "local" : "", cloud ? (local ? " + cloud" : "cloud") : "");
+        std::fprintf(stderr, "serve: listening on http://%s:%d (%s%s)\n", host.c_str(),
+                     server.port(), local ? "local" : "",
+                     cloud ? (local ? " + cloud" : "cloud") : "");
         if (host != "127.0.0.1" && host != "localhost" && host != "::1" && api_key.empty())
             std::fprintf(stderr, "serve: warning: bound to %s without --api-key\n", host.c_str());
 

@@ -39,7 +39,9 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes"; }
+bool truthy(const std::string& v) {
+    return v == "1" || v == "true" || v == "yes";
+}
 
 // Everything a streamed response needs after the handler returned.
 struct StreamState {
@@ -54,25 +56,33 @@ struct StreamState {
     bool finished = false;
     ~StreamState() {
         if (!finished && routed.stream) routed.stream->cancel();  // client gone: free the slot
-        in_flight->fetch_sub(1);
+        if (in_flight) in_flight->fetch_sub(1);
     }
 };
 
 }  // namespace
 
 HttpServer::HttpServer(hybrid::Router& router, hybrid::Metrics& metrics, ServerOptions opt)
-    : router_(router), metrics_(metrics), opt_(std::move(opt)), svr_(std::make_unique<httplib::Server>()) {
-    metrics_.describe("duan_requests_total", "counter", "HTTP requests by endpoint, status and route");
-    metrics_.describe_histogram("duan_request_duration_seconds", "Request latency, end to end",
-                                {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
+    : router_(router),
+      metrics_(metrics),
+      opt_(std::move(opt)),
+      svr_(std::make_unique<httplib::Server>()) {
+    metrics_.describe("duan_requests_total", "counter",
+                      "HTTP requests by endpoint, status and route");
+    metrics_.describe_histogram(
+        "duan_request_duration_seconds", "Request latency, end to end",
+        {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
     metrics_.describe_histogram("duan_time_to_first_token_seconds", "Streamed requests: first text",
                                 {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
     metrics_.describe("duan_in_flight_requests", "gauge", "Generation requests being served");
-    metrics_.on_render([this](hybrid::Metrics& m) { m.set("duan_in_flight_requests", {}, in_flight_.load()); });
+    metrics_.on_render(
+        [this](hybrid::Metrics& m) { m.set("duan_in_flight_requests", {}, in_flight_.load()); });
     setup();
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+    stop();
+}
 
 bool HttpServer::authorized(const std::string& auth) const {
     if (opt_.api_key.empty()) return true;
@@ -83,32 +93,37 @@ bool HttpServer::authorized(const std::string& auth) const {
 
 void HttpServer::setup() {
     httplib::Server& s = *svr_;
+    backlog_ = std::make_unique<ListenBacklog>(s);
     s.set_payload_max_length(opt_.max_body_bytes);
     s.set_read_timeout(opt_.read_timeout_s, 0);
     s.set_write_timeout(opt_.write_timeout_s, 0);
     s.set_keep_alive_timeout(2);
     const int nthreads = std::max(2, opt_.http_threads);
-    s.new_task_queue = [nthreads] { return new httplib::ThreadPool(static_cast<size_t>(nthreads)); };
+    s.new_task_queue = [nthreads] {
+        return new httplib::ThreadPool(static_cast<size_t>(nthreads));
+    };
 
     // Errors httplib produces itself (404, 413, 400 bad request line) get OpenAI's error body.
     s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
-        std::string msg = res.status == 404   ? "unknown endpoint: " + req.method + " " + req.path.substr(0, 200)
+        std::string msg = res.status == 404
+                              ? "unknown endpoint: " + req.method + " " + req.path.substr(0, 200)
                           : res.status == 413 ? "the request body is too large"
                                               : "bad request";
         std::string type = res.status >= 500 ? "server_error" : "invalid_request_error";
         res.set_content(hybrid::error_json(ApiError(res.status, type, msg)), kJson);
     });
-    s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "internal error";
-        try {
-            if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-            what += std::string(": ") + e.what();
-        } catch (...) {
-        }
-        send_error(res, ApiError(500, "server_error", what));
-    });
+    s.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            std::string what = "internal error";
+            try {
+                if (ep) std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                what += std::string(": ") + e.what();
+            } catch (...) {
+            }
+            send_error(res, ApiError(500, "server_error", what));
+        });
 
     s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
         if (draining_) {
@@ -120,13 +135,18 @@ void HttpServer::setup() {
     });
     s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
         if (!authorized(req.get_header_value("Authorization")))
-            return send_error(res, ApiError(401, "invalid_request_error", "invalid API key", "invalid_api_key"));
+            return send_error(
+                res, ApiError(401, "invalid_request_error", "invalid API key", "invalid_api_key"));
         res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
     });
     s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
         if (!authorized(req.get_header_value("Authorization")))
-            return send_error(res, ApiError(401, "invalid_request_error", "invalid API key", "invalid_api_key"));
-        json m = {{"id", opt_.model_id}, {"object", "model"}, {"created", static_cast<int64_t>(std::time(nullptr))}, {"owned_by", "duan"}};
+            return send_error(
+                res, ApiError(401, "invalid_request_error", "invalid API key", "invalid_api_key"));
+        json m = {{"id", opt_.model_id},
+                  {"object", "model"},
+                  {"created", static_cast<int64_t>(std::time(nullptr))},
+                  {"owned_by", "duan"}};
         res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), kJson);
     });
 
@@ -136,15 +156,20 @@ void HttpServer::setup() {
             const std::string endpoint = chat ? "chat" : "completions";
             std::string route = "none";
             auto record = [&](int status) {
-                metrics_.inc("duan_requests_total", {{"endpoint", endpoint}, {"status", std::to_string(status)}, {"route", route}});
-                metrics_.observe("duan_request_duration_seconds", {{"endpoint", endpoint}, {"route", route}}, seconds_since(t0));
+                metrics_.inc(
+                    "duan_requests_total",
+                    {{"endpoint", endpoint}, {"status", std::to_string(status)}, {"route", route}});
+                metrics_.observe("duan_request_duration_seconds",
+                                 {{"endpoint", endpoint}, {"route", route}}, seconds_since(t0));
             };
             if (!authorized(req.get_header_value("Authorization"))) {
-                send_error(res, ApiError(401, "invalid_request_error", "invalid API key", "invalid_api_key"));
+                send_error(res, ApiError(401, "invalid_request_error", "invalid API key",
+                                         "invalid_api_key"));
                 return record(401);
             }
             if (draining_) {
-                send_error(res, ApiError(503, "server_error", "the server is shutting down", "shutting_down"));
+                send_error(res, ApiError(503, "server_error", "the server is shutting down",
+                                         "shutting_down"));
                 return record(503);
             }
             in_flight_++;
@@ -159,39 +184,57 @@ void HttpServer::setup() {
                     hybrid::Router::Completed c = router_.complete(g);
                     route = c.route.cloud ? "cloud" : "local";
                     res.set_header("X-Duan-Route", c.route.header());
-                    res.set_content(hybrid::response_json(g, id, created, model, c.result).dump(-1, ' ', false, json::error_handler_t::replace), kJson);
+                    res.set_content(hybrid::response_json(g, id, created, model, c.result)
+                                        .dump(-1, ' ', false, json::error_handler_t::replace),
+                                    kJson);
                     in_flight_--;
                     return record(200);
                 }
                 auto st = std::make_shared<StreamState>();
+                st->in_flight = &in_flight_;  // from here on ~StreamState gives the count back
+                handed_over = true;
                 st->req = std::move(g);
                 st->routed = router_.start(st->req);
                 route = st->routed.route.cloud ? "cloud" : "local";
                 st->writer = std::make_unique<hybrid::ChunkWriter>(st->req, id, created, model);
                 st->t0 = t0;
-                st->deadline = t0 + std::chrono::milliseconds(static_cast<int64_t>(router_.policy().request_timeout_ms));
-                st->in_flight = &in_flight_;
+                st->deadline = t0 + std::chrono::milliseconds(
+                                        static_cast<int64_t>(router_.policy().request_timeout_ms));
                 st->metrics = &metrics_;
                 st->endpoint = endpoint;
-                handed_over = true;
                 res.set_header("X-Duan-Route", st->routed.route.header());
                 res.set_header("Cache-Control", "no-cache");
                 res.set_header("X-Accel-Buffering", "no");
-                record(200);
+                // Counted now; its duration is observed when the stream ends.
+                metrics_.inc("duan_requests_total",
+                             {{"endpoint", endpoint}, {"status", "200"}, {"route", route}});
                 res.set_chunked_content_provider(
-                    "text/event-stream",
-                    [this, st](size_t, httplib::DataSink& sink) {
-                        auto write = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+                    "text/event-stream", [this, st](size_t, httplib::DataSink& sink) {
+                        auto write = [&](const std::string& s) {
+                            return s.empty() || sink.write(s.data(), s.size());
+                        };
                         if (!write(st->writer->first())) return false;
                         bool first_text = true;
                         const std::string where = st->routed.route.cloud ? "cloud" : "local";
+                        struct Observe {  // the stream's whole duration, however it ends
+                            StreamState& st;
+                            const std::string& where;
+                            ~Observe() {
+                                st.metrics->observe("duan_request_duration_seconds",
+                                                    {{"endpoint", st.endpoint}, {"route", where}},
+                                                    seconds_since(st.t0));
+                            }
+                        } observe{*st, where};
                         for (;;) {
                             auto ev = st->routed.stream->next(std::chrono::milliseconds(200));
                             if (!ev) {
-                                if (!sink.is_writable()) return false;  // client gone: ~StreamState cancels
+                                if (!sink.is_writable())
+                                    return false;  // client gone: ~StreamState cancels
                                 if (Clock::now() > st->deadline) {
                                     st->routed.stream->cancel();
-                                    write(hybrid::ChunkWriter::error(ApiError(504, "server_error", "the generation timed out", "timeout")));
+                                    write(hybrid::ChunkWriter::error(
+                                        ApiError(504, "server_error", "the generation timed out",
+                                                 "timeout")));
                                     st->finished = true;
                                     sink.done();
                                     return true;
@@ -200,7 +243,8 @@ void HttpServer::setup() {
                             }
                             if (ev->kind == hybrid::StreamEvent::Text) {
                                 if (first_text) {
-                                    metrics_.observe("duan_time_to_first_token_seconds", {{"route", where}}, seconds_since(st->t0));
+                                    metrics_.observe("duan_time_to_first_token_seconds",
+                                                     {{"route", where}}, seconds_since(st->t0));
                                     first_text = false;
                                 }
                                 if (!write(st->writer->text(ev->text))) return false;
@@ -213,7 +257,8 @@ void HttpServer::setup() {
                             } else {
                                 // Broke midway (text may have been sent): say so, never retry.
                                 st->finished = true;
-                                metrics_.inc("duan_stream_errors_total", {{"route", where}, {"code", ev->error->code}});
+                                metrics_.inc("duan_stream_errors_total",
+                                             {{"route", where}, {"code", ev->error->code}});
                                 write(hybrid::ChunkWriter::error(*ev->error));
                                 sink.done();
                                 return true;
@@ -228,6 +273,9 @@ void HttpServer::setup() {
                 if (!handed_over) in_flight_--;
                 send_error(res, ApiError(400, "invalid_request_error", e.what()));
                 return record(400);
+            } catch (...) {  // the exception handler answers 500; keep the count right
+                if (!handed_over) in_flight_--;
+                throw;
             }
         };
     };
@@ -240,22 +288,26 @@ void HttpServer::start() {
         port_ = svr_->bind_to_any_port(opt_.host);
         if (port_ <= 0) fail("serve: cannot bind ", opt_.host, " (any port)");
     } else {
-        if (!svr_->bind_to_port(opt_.host, opt_.port)) fail("serve: cannot bind ", opt_.host, ":", opt_.port);
+        if (!svr_->bind_to_port(opt_.host, opt_.port))
+            fail("serve: cannot bind ", opt_.host, ":", opt_.port);
         port_ = opt_.port;
     }
+    backlog_->relisten();
     listen_done_ = false;
     thread_ = std::thread([this] {
         svr_->listen_after_bind();
         listen_done_ = true;
     });
     // stop() before the loop runs would be lost; wait until it does.
-    while (!svr_->is_running() && !listen_done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (!svr_->is_running() && !listen_done_)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void HttpServer::drain_and_stop(double timeout_s) {
     draining_ = true;
     auto until = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-    while (in_flight_.load() > 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (in_flight_.load() > 0 && Clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     stop();
 }
 

@@ -18,20 +18,22 @@ class Server;
 
 namespace duan::serve {
 
+class ListenBacklog;
+
 struct ServerOptions {
-    std::string host = "127.0.0.1";  // loopback unless asked otherwise
-    int port = 8080;                 // 0: any free port (tests)
-    std::string api_key;             // "" : no authentication
-    std::string model_id = "duan";   // what /v1/models lists
+    std::string host = "127.0.0.1";    // loopback unless asked otherwise
+    int port = 8080;                   // 0: any free port (tests)
+    std::string api_key;               // "" : no authentication
+    std::string model_id = "duan";     // what /v1/models lists
     size_t max_body_bytes = 8u << 20;  // larger bodies: 413
-    int http_threads = 16;           // concurrent connections served
-    int read_timeout_s = 30;         // a client slower than this to send its request is dropped
+    int http_threads = 16;             // concurrent connections served
+    int read_timeout_s = 30;           // a client slower than this to send its request is dropped
     int write_timeout_s = 30;
     hybrid::RequestLimits limits;
 };
 
 class HttpServer {
-public:
+  public:
     HttpServer(hybrid::Router& router, hybrid::Metrics& metrics, ServerOptions opt);
     ~HttpServer();
     // Binds (throws duan::Error when it cannot) and serves on a background thread.
@@ -42,7 +44,7 @@ public:
     void stop();
     int in_flight() const { return in_flight_.load(); }
 
-private:
+  private:
     void setup();
     bool authorized(const std::string& auth_header) const;
 
@@ -50,6 +52,7 @@ private:
     hybrid::Metrics& metrics_;
     ServerOptions opt_;
     std::unique_ptr<httplib::Server> svr_;
+    std::unique_ptr<ListenBacklog> backlog_;
     std::thread thread_;
     int port_ = 0;
     std::atomic<bool> draining_{false};

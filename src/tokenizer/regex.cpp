@@ -449,8 +449,8 @@ Regex::Regex(std::string_view pattern) : pattern_(pattern) {
     RegexCompiler(*this, pattern).compile();
 }
 
-bool Regex::run(const Input& in, int pc0, size_t pos0, size_t* match_end,
-                std::vector<Frame>& stack) const {
+bool Regex::run(const Input& in, int pc0, size_t pos0, size_t* match_end, std::vector<Frame>& stack,
+                Memo* memo) const {
     const size_t base = stack.size();
     stack.push_back({pc0, static_cast<uint32_t>(pos0)});
     while (stack.size() > base) {
@@ -458,6 +458,15 @@ bool Regex::run(const Input& in, int pc0, size_t pos0, size_t* match_end,
         size_t pos = stack.back().pos;
         stack.pop_back();
         while (true) {
+            // Only branch points need the memo: straight-line code between them is deterministic.
+            if (memo && prog_[pc].op == Op::kSplit) {
+                const size_t bit = static_cast<size_t>(pc) * memo->stride + (pos - memo->begin);
+                uint64_t& word = memo->bits[bit >> 6];
+                const uint64_t mask = uint64_t{1} << (bit & 63);
+                if (word & mask) break;  // explored before: it failed then, it fails now
+                if (word == 0) memo->touched.push_back(static_cast<uint32_t>(bit >> 6));
+                word |= mask;
+            }
             const Inst& I = prog_[pc];
             bool ok = true;
             switch (I.op) {
@@ -482,7 +491,7 @@ bool Regex::run(const Input& in, int pc0, size_t pos0, size_t* match_end,
                     break;
                 case Op::kLook: {
                     size_t ignored;
-                    ok = run(in, I.x, pos, &ignored, stack) != I.neg;
+                    ok = run(in, I.x, pos, &ignored, stack, nullptr) != I.neg;
                     pc = I.y;
                     break;
                 }
@@ -503,18 +512,31 @@ std::vector<size_t> Regex::split(const std::vector<uint32_t>& cps,
     std::vector<size_t> out;
     out.reserve(fragments.size() * 2);
     std::vector<Frame> stack;
+    Memo memo;
     size_t start = 0;
     for (size_t len : fragments) {
         const Input in{cps.data(), props.data(), start, start + len};
+        // Short fragments cannot go quadratic in any harmful way; skip the bookkeeping there.
+        const size_t n_bits = prog_.size() * (len + 1);
+        memo.active = len >= 64 && n_bits <= (size_t{1} << 28);  // <= 32 MiB
+        if (memo.active) {
+            memo.bits.assign((n_bits + 63) / 64, 0);
+            memo.touched.clear();
+            memo.stride = len + 1;
+            memo.begin = start;
+        }
+        Memo* m = memo.active ? &memo : nullptr;
         size_t gap = start;  // start of the unmatched text before the next match
         for (size_t s = start; s < in.end;) {
             size_t e;
-            if (run(in, 0, s, &e, stack) && e > s) {
+            const bool found = run(in, 0, s, &e, stack, m);
+            if (found && m) memo.reset_touched();  // states on the success path did not fail
+            if (found && e > s) {
                 if (s > gap) out.push_back(s - gap);
                 out.push_back(e - s);
                 gap = s = e;
             } else {
-                s++;
+                s++;  // no match here (empty matches are skipped)
             }
         }
         if (in.end > gap) out.push_back(in.end - gap);

@@ -70,8 +70,23 @@ class Regex {
         int pc;
         uint32_t pos;
     };
-    bool run(const Input& in, int pc, size_t pos, size_t* match_end,
-             std::vector<Frame>& stack) const;
+    // Visited (instruction, position) states of the current search, so each is explored at most
+    // once: a state reached again can only fail again (there are no captures or backreferences),
+    // which keeps a search linear in the fragment length instead of quadratic (e.g. \s+$ over a
+    // long run of spaces that does not end the fragment). Lookahead bodies are not memoized.
+    struct Memo {
+        std::vector<uint64_t> bits;     // prog size x (fragment length + 1)
+        std::vector<uint32_t> touched;  // words to clear after a successful match
+        size_t stride = 0;              // fragment length + 1
+        size_t begin = 0;               // fragment start
+        bool active = false;
+        void reset_touched() {
+            for (uint32_t w : touched) bits[w] = 0;
+            touched.clear();
+        }
+    };
+    bool run(const Input& in, int pc, size_t pos, size_t* match_end, std::vector<Frame>& stack,
+             Memo* memo) const;
     friend class RegexCompiler;
 };
 

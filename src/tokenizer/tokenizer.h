@@ -32,13 +32,17 @@ class Tokenizer {
                                                 const std::string& where);
 
     // add_bos: prepend BOS when the vocabulary says so (tokenizer.ggml.add_bos_token, default by
-    // model type). parse_special: text of control/user-defined tokens (e.g. "<|im_start|>") maps to
-    // those tokens; otherwise it is tokenized as plain text.
+    // model type); it also appends EOS when tokenizer.ggml.add_eos_token is true (the reference's
+    // add_special). parse_special: text of control/user-defined tokens (e.g. "<|im_start|>") maps
+    // to those tokens; otherwise it is tokenized as plain text. User-defined tokens (e.g. Qwen's
+    // "<think>") are matched even without parse_special, as the reference and HF tokenizers do.
     virtual std::vector<TokenId> encode(std::string_view text, bool add_bos,
                                         bool parse_special) const = 0;
     // The raw bytes of one token (byte tokens become their byte, "▁" becomes a space for SPM,
     // byte-level BPE is un-mapped). Control tokens give "" unless `special`.
     virtual std::string token_to_piece(TokenId id, bool special) const = 0;
+    // Concatenated pieces. For SentencePiece vocabularies with the space prefix, the space it added
+    // is removed from the first text token (after a leading BOS), so decode(encode(x)) == x.
     std::string decode(const std::vector<TokenId>& ids, bool special = false) const;
 
     virtual int n_vocab() const = 0;
