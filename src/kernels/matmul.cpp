@@ -71,7 +71,10 @@ std::vector<GemmWeightBlock>& gemm_panel_buffer() {
 bool use_gemm(DType t, int64_t M) {
 #if defined(__x86_64__)
     return M >= 4 &&
-           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q8_0 || t == DType::Q4_K) &&
+           // Q8_0 stays on the row kernels, whose per-block float accumulation is the
+           // reference's (8 lanes of 4 products, FMA per block, the same horizontal sum):
+           // the golden logits show that order matters once errors compound over positions.
+           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K) &&
            isa_supports(active_isa(), Isa::AVX512_VNNI);
 #else
     (void)t;

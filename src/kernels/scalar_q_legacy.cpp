@@ -249,13 +249,20 @@ float vec_dot_q5_1_q8_1(int64_t n, const void* w, const void* act) {
 float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* act) {
     const auto* x = static_cast<const block_q8_0*>(w);
     const auto* y = static_cast<const block_q8_0*>(act);
-    float sum = 0.0f;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t i = 0; i < n / QK8_0; ++i) {
-        int sumi = 0;
-        for (int j = 0; j < QK8_0; ++j) sumi += x[i].qs[j] * y[i].qs[j];
-        sum += static_cast<float>(sumi) * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+        const float d = fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d);
+        for (int l = 0; l < 8; ++l) {
+            int s = 0;
+            for (int k = 0; k < 4; ++k) s += x[i].qs[4 * l + k] * y[i].qs[4 * l + k];
+            acc[l] = std::fma(d, static_cast<float>(s), acc[l]);
+        }
     }
-    return sum;
+    float r[4];
+    for (int l = 0; l < 4; ++l) r[l] = acc[4 + l] + acc[l];
+    r[0] = r[0] + r[2];
+    r[1] = r[1] + r[3];
+    return r[0] + r[1];
 }
 
 }  // namespace duan::kernels::scalar

@@ -258,15 +258,15 @@ constexpr int kOffset<block_q8_0> = 128;
 
 // R weight rows (x[r]) times one Q8_0 activation row: out[r]. Per block the u8 weights are dotted
 // with the s8 activations starting from -offset * (partial sums of the activations), which the R
-// rows share; then scaled by d_w * d_a into per-row float lanes. R == 1 alternates two
-// accumulators so consecutive blocks do not wait on each other's multiply-add.
+// rows share; then scaled by d_w * d_a into per-row float lanes (one accumulator per row: the
+// reference's order of float additions).
 // `prefetch`: where the next group of rows starts (R rows of nb blocks, contiguous), or nullptr.
 // Streaming several rows at once defeats the hardware prefetcher, so the R-row kernel requests
 // the next group's lines itself, spread over its own blocks.
 template <int R, class B>
 inline void dot_rows_q8_0(int64_t nb, const B* const* x, const block_q8_0* y, float* out,
                           const char* prefetch = nullptr) {
-    constexpr int NACC = R == 1 ? 2 : R;
+    constexpr int NACC = R;  // one accumulator per row, as the reference sums its blocks
     __m256 acc[NACC];
 #pragma GCC unroll 4
     for (int a = 0; a < NACC; ++a) acc[a] = _mm256_setzero_ps();
@@ -292,15 +292,11 @@ inline void dot_rows_q8_0(int64_t nb, const B* const* x, const block_q8_0* y, fl
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const __m256i s = dot_acc_u8s8(neg, u8_of(x[r][i]), qy);
-            const int a = R == 1 ? static_cast<int>(i & 1) : r;
-            acc[a] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[r]), _mm256_cvtepi32_ps(s), acc[a]);
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[r]), _mm256_cvtepi32_ps(s), acc[r]);
         }
     }
-    if constexpr (R == 1)
-        out[0] = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
-    else
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) out[r] = hsum_ps(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = hsum_ps(acc[r]);
 }
 
 template <class B>
