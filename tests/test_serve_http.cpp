@@ -249,6 +249,24 @@ TEST(ServeHttp, ClientDisconnectCancelsItsSequence) {
     EXPECT_EQ(r->status, 200);
 }
 
+TEST(ServeHttp, ClientDisconnectCancelsNonStreamedRequest) {
+    hybrid::FakeEngineOptions fo;
+    fo.n_slots = 1;
+    fo.step_delay = 5ms;
+    TestServer s(fo);
+    httplib::Client c("127.0.0.1", s.port());
+    c.set_read_timeout(0, 200000);  // hang up after 200 ms, long before the answer is ready
+    auto gone = c.Post("/v1/chat/completions", chat_body("forever", 1000, false), kJsonType);
+    EXPECT_FALSE(gone);
+    // The server notices within its 200 ms poll and frees the slot; 1000 tokens would take 5 s.
+    for (int i = 0; i < 200 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(s.engine->ended.load(), 1);
+    EXPECT_LT(s.local->stats().tokens_generated, 500u);
+    auto r = s.client()->Post("/v1/chat/completions", chat_body("next", 2, false), kJsonType);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+}
+
 TEST(ServeHttp, DrainFinishesInFlightAndRefusesNew) {
     hybrid::FakeEngineOptions fo;
     fo.step_delay = 5ms;

@@ -133,7 +133,7 @@ Router::Routed Router::start_cloud(const GenRequest& req, RouteInfo r, bool allo
     throw *err;
 }
 
-Router::Completed Router::complete(const GenRequest& req) {
+Router::Completed Router::complete(const GenRequest& req, const std::function<bool()>& client_gone) {
     Routed rt = start(req);
     bool retried = false;
     const auto deadline = Clock::now() + ms(policy_.request_timeout_ms);
@@ -143,8 +143,16 @@ Router::Completed Router::complete(const GenRequest& req) {
         std::optional<ApiError> err;
         for (;;) {
             auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-            auto ev = rt.stream->next(std::max(left, milliseconds(0)));
+            // Wake at least every 200 ms to notice a client that went away.
+            const auto wait = client_gone ? std::min(left, milliseconds(200)) : left;
+            auto ev = rt.stream->next(std::max(wait, milliseconds(0)));
             if (!ev) {
+                if (client_gone && client_gone()) {
+                    rt.stream->cancel();
+                    throw ApiError(499, "cancelled", "the client closed the connection",
+                                   "cancelled");
+                }
+                if (Clock::now() < deadline) continue;
                 rt.stream->cancel();
                 throw ApiError(504, "server_error", "the generation timed out", "timeout");
             }

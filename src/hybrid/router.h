@@ -10,6 +10,7 @@
 // Private requests (flag, header or PII match) are never given to the cloud backend.
 // Usable as a library API without HTTP: start() / complete().
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -51,8 +52,10 @@ class Router {
         GenResult result;  // text and usage
         RouteInfo route;
     };
-    // Non-streamed generation with all fallbacks. Throws ApiError.
-    Completed complete(const GenRequest& req);
+    // Non-streamed generation with all fallbacks. Throws ApiError. `client_gone` (optional) is
+    // polled a few times a second; when it says true the generation is cancelled (its slot is
+    // freed at once) and complete() throws 499 "cancelled".
+    Completed complete(const GenRequest& req, const std::function<bool()>& client_gone = {});
 
     // Cost accounting and metrics of a finished request.
     void account(const RouteInfo& route, const GenResult& r);

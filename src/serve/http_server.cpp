@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "core/error.h"
+#include "serve/connection.h"
 #include "serve/http.h"
 
 namespace duan::serve {
@@ -181,7 +182,11 @@ void HttpServer::setup() {
                 const std::string id = hybrid::make_id(chat);
                 const int64_t created = static_cast<int64_t>(std::time(nullptr));
                 if (!g.stream) {
-                    hybrid::Router::Completed c = router_.complete(g);
+                    // A client that hangs up cancels its generation (and frees its slot).
+                    const int fd = find_connection_socket(req.local_addr, req.local_port,
+                                                          req.remote_addr, req.remote_port);
+                    auto gone = [fd] { return fd >= 0 && peer_closed(fd); };
+                    hybrid::Router::Completed c = router_.complete(g, gone);
                     route = c.route.cloud ? "cloud" : "local";
                     res.set_header("X-Duan-Route", c.route.header());
                     res.set_content(hybrid::response_json(g, id, created, model, c.result)
