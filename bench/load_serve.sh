@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Load test for `duan serve`: starts a server (fake engine by default, or a model), fires N
 # concurrent clients (half streamed) for a fixed number of requests, and prints throughput,
-# latency percentiles, time to first token, and how many requests got 429s or errors.
+# latency percentiles, time to first token, and how many requests got 429s or errors. The load
+# runs K times (default 2); the server's resident memory after each round shows whether memory
+# stays stable under load (it must not grow from round to round).
 #
 #   bench/load_serve.sh [--duan PATH] [--model FILE | --fake-delay-ms MS] [--parallel N]
-#                       [--queue Q] [--clients C] [--requests R] [--max-tokens T]
+#                       [--queue Q] [--clients C] [--requests R] [--max-tokens T] [--rounds K]
 #                       [-- EXTRA SERVE OPTIONS, e.g. --cloud http://127.0.0.1:9000/v1]
 #
 # Figures from this script are in docs/SERVING.md. Loopback only.
@@ -17,6 +19,7 @@ QUEUE=16
 CLIENTS=16
 REQUESTS=200
 MAX_TOKENS=32
+ROUNDS=2
 PORT=${PORT:-18080}
 EXTRA=()
 while [[ $# -gt 0 ]]; do
@@ -30,6 +33,7 @@ while [[ $# -gt 0 ]]; do
     --requests) REQUESTS=$2; shift 2 ;;
     --max-tokens) MAX_TOKENS=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;  # the rest goes to `duan serve` (e.g. --cloud URL)
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -49,6 +53,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+rss() { awk '/^VmRSS/ {printf "%.1f MiB", $2 / 1024}' /proc/$SERVER/status; }
+echo "server RSS after start: $(rss)"
+for round in $(seq "$ROUNDS"); do
+echo "--- round $round"
 python3 - "$PORT" "$CLIENTS" "$REQUESTS" "$MAX_TOKENS" <<'PY'
 import http.client, json, sys, threading, time
 port, clients, total, max_tokens = map(int, sys.argv[1:5])
@@ -116,4 +124,6 @@ print(f"throughput {stats['ok'] / wall:.1f} req/s  {stats['tokens'] / wall:.1f} 
 print(f"latency p50 {pct(stats['lat'], .5)*1000:.0f} ms  p95 {pct(stats['lat'], .95)*1000:.0f} ms  max {max(stats['lat'] or [0])*1000:.0f} ms")
 print(f"ttft (streamed) p50 {pct(stats['ttft'], .5)*1000:.0f} ms  p95 {pct(stats['ttft'], .95)*1000:.0f} ms")
 PY
+echo "server RSS after round $round: $(rss)"
+done
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^duan_(requests_total|tokens_total|route_total)' || true
