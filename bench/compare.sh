@@ -10,6 +10,7 @@
 #            is installed under $DUAN_BENCH_CACHE (default ~/.cache/duan-bench), never in the repo.
 #            Set LLAMA_BENCH=/path/to/llama-bench to use another build instead (LLAMA_LIB_DIR: the
 #            directory holding its ggml CPU backends, if they are not next to the binary).
+# Needs /usr/bin/time (Debian package `time`) for llama-bench's peak RSS.
 # Extra llama-bench arguments: $LLAMA_BENCH_ARGS (default "-fa off": duan has no flash attention).
 # Output: a markdown table with both engines' t/s and the ratio duan / llama.cpp, and the raw JSON
 # of both tools under $OUT_DIR (default: a temporary directory) for the record.
@@ -81,7 +82,8 @@ for model in "$@"; do
         > "$OUT_DIR/duan-$i.json"
     # The ggml CPU backends are found next to the executable or in the working directory.
     # shellcheck disable=SC2086
-    (cd "$LLAMA_LIB_DIR" && "$LLAMA_BENCH" -m "$model" -t "$THREADS" -p "$N_PROMPT" -n "$N_GEN" \
+    # Peak RSS of the whole llama-bench process (ru_maxrss, the same VmHWM duan bench reports).
+    (cd "$LLAMA_LIB_DIR" && /usr/bin/time -f '%M' -o "$OUT_DIR/llama-$i.rss" "$LLAMA_BENCH" -m "$model" -t "$THREADS" -p "$N_PROMPT" -n "$N_GEN" \
         -r "$REPS" $LLAMA_BENCH_ARGS -o json) > "$OUT_DIR/llama-$i.json" 2> "$OUT_DIR/llama-$i.log" ||
         { echo "compare.sh: llama-bench failed on $model:" >&2; tail -5 "$OUT_DIR/llama-$i.log" >&2; exit 1; }
 done
@@ -89,11 +91,15 @@ done
 python3 - "$OUT_DIR" "$i" "$@" <<'PY'
 import json, os, sys
 out, n, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-print("| model | type | size | test | duan t/s | llama.cpp t/s | duan / llama.cpp | duan peak RSS | duan tg roofline |")
+print("| model | type | size | test | duan t/s | llama.cpp t/s | duan / llama.cpp | peak RSS duan / llama.cpp | duan tg roofline |")
 print("|---|---|---:|---|---:|---:|---:|---:|---:|")
 for i in range(1, n + 1):
     duan = json.load(open(os.path.join(out, f"duan-{i}.json")))
     llama = json.load(open(os.path.join(out, f"llama-{i}.json")))
+    try:
+        llama_rss = int(open(os.path.join(out, f"llama-{i}.rss")).read().split()[-1]) * 1024
+    except (OSError, ValueError, IndexError):
+        llama_rss = 0
     ref = {}
     for r in llama:
         test = f"pp{r['n_prompt']}" if r["n_gen"] == 0 else f"tg{r['n_gen']}"
@@ -106,6 +112,6 @@ for i in range(1, n + 1):
         print(f"| {os.path.basename(models[i-1])} | {d['model_type'].split(' ', 3)[-1]} "
               f"| {d['model_size'] / 2**20:.0f} MiB | {d['test']} "
               f"| {d['avg_ts']:.2f} ± {d['stddev_ts']:.2f} | {lt} | {ratio} "
-              f"| {d['peak_rss'] / 2**20:.0f} MiB | {roof} |")
+              f"| {d['peak_rss'] / 2**20:.0f} / {llama_rss / 2**20:.0f} MiB | {roof} |")
 PY
 echo "# raw JSON: $OUT_DIR"
