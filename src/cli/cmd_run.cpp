@@ -112,6 +112,9 @@ int cmd_chat(int argc, char** argv) {
     app.add_option("--chat-template", tmpl, "template name (default: from the model)");
     app.add_option("-s,--system", system, "system message");
     app.add_option("-n,--n-predict", n_predict, "max tokens per answer (-1 = until EOS)");
+    std::string budget;
+    app.add_option("--budget", budget,
+                   "memory budget, e.g. 6G (default: 80% of RAM, at most MemAvailable)");
     if (int rc = parse(app, argc, argv); rc >= 0) return rc;
 
     auto model = Model::load(mo.model);
@@ -125,7 +128,12 @@ int cmd_chat(int argc, char** argv) {
              }(),
              ")");
     apply_chat_template(tmpl, {}, false);  // fails early on an unknown name
-    Context ctx(*model, mo.context_options());
+    ContextOptions co = mo.context_options();  // the plan decides, as for `duan run`
+    const auto fit = plan::check_fits(
+        *model, co,
+        budget.empty() ? plan::default_budget_this_machine() : plan::parse_bytes(budget));
+    if (fit.adjusted) std::fprintf(stderr, "duan chat: %s\n", fit.message.c_str());
+    Context ctx(*model, co);
     const Tokenizer& tok = model->tokenizer();
     Sampler sampler(so.params(), static_cast<int>(model->hparams().n_vocab), eog_ids(tok));
     std::vector<ChatMessage> msgs;
