@@ -1,6 +1,10 @@
-// duan image: Stable Diffusion 1.x text-to-image from a single-file checkpoint (safetensors, LDM
-// key names), on the CPU. Writes a PNG with the A1111-style "parameters" text chunk.
+// duan image: Stable Diffusion 1.x from a single-file checkpoint (safetensors, LDM key names), on
+// the CPU: text to image, or image to image with --init. Writes a PNG with the A1111-style
+// "parameters" text chunk. With --cloud the image (or, with --split vae, only its final latent)
+// comes from a `duan serve --sd-model` server (cmd_image_cloud.cpp). See docs/DIFFUSION.md.
 //   duan image -m sd15.safetensors -p "a red ball on the grass" -o out.png [--steps 20 ...]
+//   duan image -m sd15.safetensors -p "..." --init in.png --strength 0.6 -o out.png
+//   duan image -m sd15.safetensors -p "..." --cloud http://host:8080/v1 --split vae -o out.png
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -8,86 +12,72 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 
+#include "cli/image_cloud.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "diffusion/img2img.h"
 #include "diffusion/npy.h"
+#include "diffusion/parameters.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/png.h"
+#include "diffusion/png_read.h"
+#include "diffusion/sd_files.h"
 
 namespace duan::cli {
 
-namespace {
-
-// SD checkpoints carry no tokenizer: CLIP's merges.txt comes from --clip-merges, $DUAN_CLIP_MERGES,
-// or a merges.txt next to the checkpoint (or in its clip/ folder).
-std::string find_merges(const std::string& flag, const std::string& ckpt) {
-    namespace fs = std::filesystem;
-    if (!flag.empty()) return flag;
-    if (const char* e = std::getenv("DUAN_CLIP_MERGES"); e && *e) return e;
-    const fs::path dir = fs::path(ckpt).parent_path();
-    for (const fs::path& p : {dir / "merges.txt", dir / "clip" / "merges.txt"})
-        if (fs::exists(p)) return p.string();
-    fail(
-        "CLIP tokenizer not found: SD checkpoints do not include it. Pass --clip-merges "
-        "PATH/merges.txt (OpenAI CLIP's BPE merges, as in openai/clip-vit-large-patch14), set "
-        "DUAN_CLIP_MERGES, or put merges.txt next to ",
-        ckpt);
+double peak_rss_mib() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
-
-const char* a1111_sampler(diffusion::Sampler s, diffusion::Scheduler sch) {
-    using diffusion::Sampler;
-    switch (s) {
-        case Sampler::Euler:
-            return "Euler";
-        case Sampler::EulerA:
-            return "Euler a";
-        case Sampler::DpmPP2M:
-            return sch == diffusion::Scheduler::Karras ? "DPM++ 2M Karras" : "DPM++ 2M";
-        case Sampler::Ddim:
-            return "DDIM";
-        case Sampler::Lcm:
-            return "LCM";
-    }
-    return "?";
-}
-
-std::string fmt_float(float v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
-
-}  // namespace
 
 int cmd_image(int argc, char** argv) {
     CLI::App app{"Generate an image with a Stable Diffusion 1.x checkpoint (CPU)", "duan image"};
     std::string model, prompt, negative, out = "output.png", save_latent, sampler = "euler_a",
-                                         scheduler, rng = "cuda", merges;
+                                         scheduler, rng = "cuda", merges, init, cloud, cloud_key,
+                                         split = "none";
     long long seed = 42;
     int steps = 20, width = 512, height = 512, threads = 0;
-    float cfg = 7.0f;
-    app.add_option("-m,--model", model, "SD 1.x checkpoint (.safetensors, F32/F16/BF16)")
-        ->required();
+    float cfg = 7.0f, strength = 0.75f;
+    app.add_option("-m,--model", model,
+                   "SD 1.x checkpoint (.safetensors, F32/F16/BF16); with --cloud --split vae, "
+                   "the device's checkpoint whose VAE decodes");
     app.add_option("-p,--prompt", prompt, "prompt")->required();
     app.add_option("-n,--negative-prompt", negative, "negative prompt");
     app.add_option("-o,--output", out, "output PNG")->capture_default_str();
-    app.add_option("--seed", seed, "seed (image b of a batch would use seed+b)")
+    app.add_option("--seed", seed, "seed (image b of a batch would use seed+b; < 0: random)")
         ->capture_default_str();
     app.add_option("--steps", steps, "sampling steps")
         ->capture_default_str()
         ->check(CLI::Range(1, 1000));
     app.add_option("--cfg", cfg, "classifier-free guidance scale")->capture_default_str();
-    app.add_option("-W,--width", width, "width, multiple of 64")->capture_default_str();
-    app.add_option("-H,--height", height, "height, multiple of 64")->capture_default_str();
+    auto* w_opt = app.add_option("-W,--width", width, "width, multiple of 64 (--init: the image's)")
+                      ->capture_default_str();
+    auto* h_opt =
+        app.add_option("-H,--height", height, "height, multiple of 64 (--init: the image's)")
+            ->capture_default_str();
     app.add_option("--sampler", sampler, "euler|euler_a|dpm++2m|ddim|lcm")->capture_default_str();
     app.add_option("--scheduler", scheduler,
                    "discrete|karras|simple|lcm (default: discrete; ddim: simple; lcm: lcm)");
     app.add_option("--rng", rng, "cpu (PyTorch CPU randn) | cuda (Philox, A1111/CUDA compatible)")
         ->capture_default_str();
+    app.add_option("--init", init, "img2img: start from this PNG (its size is the output size)");
+    app.add_option("--strength", strength,
+                   "img2img: how much to change the init image, 0 (none) .. 1 (all); "
+                   "int(steps*strength)+1 steps run")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0f, 1.0f));
     app.add_option("--save-latent", save_latent, "also write the final latent as .npy");
     app.add_option("--clip-merges", merges, "CLIP BPE merges.txt (SD checkpoints carry none)");
+    app.add_option("--cloud", cloud,
+                   "generate on a duan server instead, e.g. http://host:8080/v1 (docs/SERVING.md)");
+    app.add_option("--cloud-key", cloud_key, "API key for --cloud (or $DUAN_CLOUD_KEY)");
+    app.add_option("--split", split,
+                   "with --cloud: none (the server sends the PNG) | vae (the server sends the "
+                   "final latent, this device decodes it with the VAE of -m)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"none", "vae"}));
     app.add_option("-t,--threads", threads, "threads (default: all cores)");
     app.set_help_flag("-h,--help", "show this help");
     try {
@@ -105,18 +95,57 @@ int cmd_image(int argc, char** argv) {
     p.seed = static_cast<uint64_t>(seed);
     p.steps = steps;
     p.cfg = cfg;
-    p.width = width;
-    p.height = height;
     p.sampler = diffusion::sampler_from_name(sampler);
     if (!scheduler.empty()) p.scheduler = diffusion::scheduler_from_name(scheduler);
     p.rng = rng;
     (void)diffusion::make_rng(rng, 0);  // validate before the slow load
+
+    // The init image is checked before anything slow: not a PNG, or a size the model cannot
+    // take, is an error naming the file.
+    diffusion::Rgb8Image init_img;
+    if (!init.empty()) {
+        if (!cloud.empty())
+            fail(
+                "--init runs on this device only (the server has no img2img endpoint); drop "
+                "--cloud");
+        init_img = diffusion::read_png(init);
+        if (init_img.width % 64 != 0 || init_img.height % 64 != 0)
+            fail(init, ": the init image is ", init_img.width, "x", init_img.height,
+                 " pixels; img2img needs width and height that are multiples of 64 (the VAE "
+                 "needs multiples of 8, the UNet latents that are multiples of 8); crop or "
+                 "resize it first");
+        if ((w_opt->count() && width != init_img.width) ||
+            (h_opt->count() && height != init_img.height))
+            fail(init, ": the init image is ", init_img.width, "x", init_img.height,
+                 " but -W/-H ask for ", width, "x", height, "; duan does not resize it");
+        width = init_img.width;
+        height = init_img.height;
+    }
     if (width <= 0 || height <= 0 || width % 64 || height % 64)
         fail("-W/-H must be positive multiples of 64, got ", width, "x", height);
+    p.width = width;
+    p.height = height;
+
+    const int n_threads = threads > 0 ? threads : default_thread_count();
+    if (!cloud.empty()) {
+        CloudImageJob job;
+        job.url = cloud;
+        job.api_key = cloud_key;
+        if (job.api_key.empty())
+            if (const char* e = std::getenv("DUAN_CLOUD_KEY")) job.api_key = e;
+        job.split_vae = split == "vae";
+        job.model = model;
+        job.out = out;
+        job.save_latent = save_latent;
+        job.params = p;
+        job.n_threads = n_threads;
+        return run_cloud_image(job);
+    }
+    if (split != "none") fail("--split ", split, " needs --cloud URL");
+    if (model.empty()) fail("-m/--model is required (or --cloud URL)");
 
     const auto t0 = std::chrono::steady_clock::now();
-    diffusion::StableDiffusion sd(model, find_merges(merges, model),
-                                  threads > 0 ? threads : default_thread_count());
+    diffusion::StableDiffusion sd(model, diffusion::find_clip_merges(merges, model), n_threads);
     const auto t1 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "loaded %s (%s) in %.2f s\n", model.c_str(),
                  sd.checkpoint().weight_type().c_str(),
@@ -127,31 +156,40 @@ int cmd_image(int argc, char** argv) {
     hooks.progress = [&](int k, int n, double s) {
         sampled += s;
         const double per = sampled / k;
-        std::fprintf(stderr, "\rstep %d/%d, %.2f s/step, ETA %.1f s   ", k, n, per, per * (n - k));
+        std::fprintf(stderr, "\rstep %d/%d, %.2f s/step, ETA %.1f s, peak RSS %.0f MiB   ", k, n,
+                     per, per * (n - k), peak_rss_mib());
         if (k == n) std::fprintf(stderr, "\n");
         std::fflush(stderr);
     };
-    const diffusion::Txt2ImgResult r = sd.txt2img(p, hooks);
+    diffusion::Txt2ImgResult r;
+    std::optional<float> denoise;
+    if (!init.empty()) {
+        diffusion::Img2ImgParams ip;
+        static_cast<diffusion::Txt2ImgParams&>(ip) = p;
+        ip.init_rgb = std::move(init_img.rgb);
+        ip.strength = strength;
+        denoise = strength;
+        const int run =
+            static_cast<int>(diffusion::img2img_sigmas(
+                                 std::vector<float>(static_cast<size_t>(steps) + 1, 1.0f), strength)
+                                 .size() -
+                             1);
+        std::fprintf(stderr, "img2img: strength %g, %d of %d steps\n", strength, run, steps);
+        r = sd.img2img(ip, hooks);
+    } else {
+        r = sd.txt2img(p, hooks);
+    }
     const auto t2 = std::chrono::steady_clock::now();
 
-    const diffusion::Scheduler sch = p.scheduler.value_or(diffusion::default_scheduler(p.sampler));
-    std::string params = prompt + "\n";
-    if (!negative.empty()) params += "Negative prompt: " + negative + "\n";
-    params += "Steps: " + std::to_string(steps) + ", Sampler: " + a1111_sampler(p.sampler, sch) +
-              ", CFG scale: " + fmt_float(cfg) + ", Seed: " + std::to_string(p.seed) +
-              ", Size: " + std::to_string(width) + "x" + std::to_string(height) +
-              ", Model: " + std::filesystem::path(model).stem().string();
-    if (rng == "cpu") params += ", RNG: CPU";
-    params += ", Version: duan";
+    const std::string params =
+        diffusion::a1111_parameters(p, std::filesystem::path(model).stem().string(), denoise);
     diffusion::write_png(out, r.rgb.data(), width, height, {{"parameters", params}});
     if (!save_latent.empty())
         diffusion::npy_write(save_latent, {1, 4, height / 8, width / 8}, r.latent.data());
 
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
     std::fprintf(stderr, "wrote %s (%dx%d) in %.2f s (sampling+decode), peak RSS %.1f MiB\n",
                  out.c_str(), width, height, std::chrono::duration<double>(t2 - t1).count(),
-                 static_cast<double>(ru.ru_maxrss) / 1024.0);
+                 peak_rss_mib());
     return 0;
 }
 

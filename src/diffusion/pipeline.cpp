@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "diffusion/img2img.h"
 
 namespace duan::diffusion {
 
@@ -77,6 +78,16 @@ std::vector<uint8_t> image_to_rgb8(const std::vector<float>& img, int width, int
 }
 
 Txt2ImgResult StableDiffusion::txt2img(const Txt2ImgParams& p, const Txt2ImgHooks& hooks) {
+    return generate(p, hooks, nullptr, 1.0f, true);
+}
+
+Txt2ImgResult StableDiffusion::txt2latent(const Txt2ImgParams& p, const Txt2ImgHooks& hooks) {
+    return generate(p, hooks, nullptr, 1.0f, false);
+}
+
+Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHooks& hooks,
+                                        const std::vector<float>* init, float strength,
+                                        bool decode) {
     if (p.width <= 0 || p.height <= 0 || p.width % 64 != 0 || p.height % 64 != 0)
         fail("image size ", p.width, "x", p.height, " must be positive multiples of 64");
     if (p.steps < 1 || p.steps > 1000) fail("steps must be in 1..1000, got ", p.steps);
@@ -105,13 +116,21 @@ Txt2ImgResult StableDiffusion::txt2img(const Txt2ImgParams& p, const Txt2ImgHook
     dump("cond_c_crossattn", {1, Lc, 768}, cond);
     if (use_uncond) dump("uncond_c_crossattn", {1, Lu, 768}, uncond);
 
-    // Noise: one flat NCHW draw, x_T = noise · sigma0.
+    // Noise: one flat NCHW draw, x_T = noise · sigma0 (img2img: init + noise · sigma0 on the
+    // sliced schedule).
     auto rng = make_rng(p.rng, p.seed);
-    const std::vector<float> sigmas =
+    std::vector<float> sigmas =
         make_sigmas(sched_, p.scheduler.value_or(default_scheduler(p.sampler)), p.steps);
+    if (init) sigmas = img2img_sigmas(sigmas, strength);
+    const int steps_run = static_cast<int>(sigmas.size()) - 1;
     std::vector<float> x = rng->randn(static_cast<size_t>(n));
     dump("init_noise", {1, 4, h, w}, x);
-    for (auto& v : x) v *= sigmas[0];
+    if (init) {
+        if (init->size() != x.size()) fail("img2img: init latent has the wrong size");
+        for (size_t j = 0; j < x.size(); ++j) x[j] = (*init)[j] + x[j] * sigmas[0];
+    } else {
+        for (auto& v : x) v *= sigmas[0];
+    }
     dump("sigmas", {static_cast<int64_t>(sigmas.size())}, sigmas);
 
     int eval = 0;
@@ -143,13 +162,14 @@ Txt2ImgResult StableDiffusion::txt2img(const Txt2ImgParams& p, const Txt2ImgHook
         const auto now = std::chrono::steady_clock::now();
         const double s = std::chrono::duration<double>(now - t_step).count();
         t_step = now;
-        if (hooks.progress) hooks.progress(i + 1, p.steps, s);
+        if (hooks.progress) hooks.progress(i + 1, steps_run, s);
     };
     Txt2ImgResult r;
     r.width = p.width;
     r.height = p.height;
     r.latent = sample(p.sampler, denoise, x, sigmas, *rng, on_step);
     dump("final_latent", {1, 4, h, w}, r.latent);
+    if (!decode) return r;
     r.image = decode_latent(r.latent, h, w);
     dump("vae_decode_raw", {1, 3, p.height, p.width}, r.image);
     r.rgb = image_to_rgb8(r.image, p.width, p.height);

@@ -15,6 +15,7 @@
 #include "diffusion/sampler.h"
 #include "diffusion/unet.h"
 #include "diffusion/vae.h"
+#include "diffusion/vae_encoder.h"
 
 namespace duan::diffusion {
 
@@ -46,12 +47,22 @@ struct Txt2ImgHooks {
         dump;
 };
 
+struct Img2ImgParams;  // diffusion/img2img.h
+
 class StableDiffusion {
   public:
     // merges_path: CLIP's merges.txt (SD checkpoints do not carry the tokenizer).
     StableDiffusion(const std::string& checkpoint, const std::string& merges_path, int n_threads);
 
     Txt2ImgResult txt2img(const Txt2ImgParams& p, const Txt2ImgHooks& hooks = {});
+    // Text encoding and sampling only (the cloud side of the device/cloud split): the result has
+    // the final latent, no image.
+    Txt2ImgResult txt2latent(const Txt2ImgParams& p, const Txt2ImgHooks& hooks = {});
+    // img2img.cpp: encode the init image, noise it to the strength's sigma, denoise, decode.
+    Txt2ImgResult img2img(const Img2ImgParams& p, const Txt2ImgHooks& hooks = {});
+    // img2img.cpp: VAE encoder moments [8][H/8][W/8] of an image [3][H][W] in [-1, 1] (the
+    // encoder is loaded on first use: txt2img never needs it).
+    std::vector<float> encode_image(const std::vector<float>& img, int H, int W);
     // Prompt (+ negative) embeddings, [n·77][768] each.
     std::vector<float> encode_prompt(const std::string& text);
     std::vector<float> decode_latent(const std::vector<float>& latent, int h, int w);
@@ -59,6 +70,7 @@ class StableDiffusion {
     const Checkpoint& checkpoint() const { return ck_; }
     const UNet& unet() const { return unet_; }
     const ClipTokenizer& tokenizer() const { return tok_; }
+    const VaeDecoder& vae() const { return vae_; }
     ThreadPool& pool() { return pool_; }
 
   private:
@@ -72,6 +84,11 @@ class StableDiffusion {
     // The text encoder's output for the last few token sequences (prompts repeat across images).
     std::vector<std::pair<std::vector<int32_t>, std::vector<float>>> te_cache_;
     const std::vector<float>& encode_tokens(const std::vector<int32_t>& tokens);
+    // txt2img, txt2latent and img2img: init == nullptr starts from noise·σ0 on the full schedule;
+    // otherwise from init + noise·σ on the schedule sliced for `strength` (img2img_sigmas).
+    Txt2ImgResult generate(const Txt2ImgParams& p, const Txt2ImgHooks& hooks,
+                           const std::vector<float>* init, float strength, bool decode);
+    std::unique_ptr<VaeEncoder> enc_;  // img2img only, loaded on first use
 };
 
 // u8(clamp((x+1)/2, 0, 1)·255 + 0.5) of a [3][H][W] image, interleaved RGB.

@@ -10,10 +10,14 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "diffusion/pipeline.h"
+#include "diffusion/sd_files.h"
 #include "hybrid/fake_engine.h"
 #include "hybrid/local_engine.h"
 #include "serve/cloud_client.h"
 #include "serve/http_server.h"
+#include "serve/image_api.h"
 
 namespace duan {
 
@@ -29,7 +33,24 @@ int cmd_serve(int argc, char** argv) {
     int fake_delay_ms = 20;
     std::optional<double> battery, temp;
     std::optional<int> charging;
+    std::string sd_model, clip_merges;
+    serve::ImageLimits image_limits;
     app.add_option("-m,--model", model_path, "GGUF model file");
+    app.add_option("--sd-model", sd_model,
+                   "Stable Diffusion 1.x checkpoint: enables POST /v1/images/generations and "
+                   "/v1/images/latents (alone or with -m)");
+    app.add_option("--clip-merges", clip_merges,
+                   "CLIP merges.txt for --sd-model (default: $DUAN_CLIP_MERGES or next to it)");
+    app.add_option("--image-max-size", image_limits.max_side, "largest image side in pixels")
+        ->check(CLI::Range(64, 4096))
+        ->capture_default_str();
+    app.add_option("--image-max-steps", image_limits.max_steps, "most sampling steps per image")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    app.add_option("--image-queue", image_limits.max_queue,
+                   "image requests waiting beyond the running one before 429")
+        ->check(CLI::Range(0, 1000))
+        ->capture_default_str();
     app.add_option("--host", host, "address to bind (default loopback)");
     app.add_option("--port", port, "port")->check(CLI::Range(0, 65535));
     app.add_option("--api-key", api_key, "require 'Authorization: Bearer KEY' (or $DUAN_API_KEY)");
@@ -118,7 +139,19 @@ int cmd_serve(int argc, char** argv) {
         if (!cloud_url.empty())
             cloud = std::make_unique<serve::HttpCloudBackend>(
                 serve::CloudOptions{cloud_url, cloud_key});
-        if (!local && !cloud) fail("serve: give -m MODEL, --fake, or --cloud URL");
+        std::unique_ptr<diffusion::StableDiffusion> sd;
+        std::unique_ptr<serve::ImageService> images;
+        if (!sd_model.empty()) {
+            image_limits.max_pixels =
+                static_cast<int64_t>(image_limits.max_side) * image_limits.max_side;
+            sd = std::make_unique<diffusion::StableDiffusion>(
+                sd_model, diffusion::find_clip_merges(clip_merges, sd_model),
+                threads > 0 ? threads : default_thread_count());
+            images = std::make_unique<serve::ImageService>(
+                *sd, std::filesystem::path(sd_model).stem().string(), image_limits);
+        }
+        if (!local && !cloud && !images)
+            fail("serve: give -m MODEL, --sd-model CKPT, --fake, or --cloud URL");
 
         hybrid::Router router(local.get(), cloud.get(), std::move(policy), &device, &metrics,
                               local_reason);
@@ -146,14 +179,18 @@ int cmd_serve(int argc, char** argv) {
         sopt.port = port;
         sopt.api_key = api_key;
         sopt.max_body_bytes = max_body;
-        sopt.model_id =
-            local ? local->engine().model_id() : (model_id.empty() ? "cloud" : model_id);
+        sopt.model_id = local               ? local->engine().model_id()
+                        : !model_id.empty() ? model_id
+                        : images            ? images->model_name()
+                                            : "cloud";
         sopt.http_threads = http_threads > 0 ? http_threads : parallel + queue + 4;
         serve::HttpServer server(router, metrics, sopt);
+        if (images) serve::install_image_api(server, *images, metrics);
         server.start();
-        std::fprintf(stderr, "serve: listening on http://%s:%d (%s%s)\n", host.c_str(),
+        std::fprintf(stderr, "serve: listening on http://%s:%d (%s%s%s)\n", host.c_str(),
                      server.port(), local ? "local" : "",
-                     cloud ? (local ? " + cloud" : "cloud") : "");
+                     cloud ? (local ? " + cloud" : "cloud") : "",
+                     images ? (local || cloud ? " + images" : "images") : "");
         if (host != "127.0.0.1" && host != "localhost" && host != "::1" && api_key.empty())
             std::fprintf(stderr, "serve: warning: bound to %s without --api-key\n", host.c_str());
 

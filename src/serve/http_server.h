@@ -44,9 +44,17 @@ class HttpServer {
     void stop();
     int in_flight() const { return in_flight_.load(); }
 
+    // For endpoints added from outside (serve/image_api.cpp), registered before start(): the
+    // httplib server, the API-key check, the drain flag, and the in-flight count that
+    // drain_and_stop() waits for (enter when a request starts work, leave when it is answered).
+    httplib::Server& http() { return *svr_; }
+    bool authorized(const std::string& auth_header) const;
+    bool draining() const { return draining_.load(); }
+    void enter() { in_flight_++; }
+    void leave() { in_flight_--; }
+
   private:
     void setup();
-    bool authorized(const std::string& auth_header) const;
 
     hybrid::Router& router_;
     hybrid::Metrics& metrics_;

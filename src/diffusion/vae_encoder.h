@@ -1,0 +1,51 @@
+// The AutoencoderKL encoder of SD 1.x (first_stage_model.encoder.* + quant_conv), for img2img.
+// Widths come from the checkpoint (encoder.conv_in out channels = ch; ch_mult 1,2,4,4; 2 res
+// blocks per level; a downsample after levels 0-2, padded right/bottom by one then a stride-2 3×3
+// conv with no padding, as LDM; one single-head attention block in the middle).
+//   image [3][H][W] in [-1, 1]  ->  moments [8][H/8][W/8]: mean (channels 0-3), logvar (4-7)
+// The diffusion latent is then mean (or mean + exp(logvar/2)·noise, a posterior sample) × 0.18215.
+#pragma once
+#include <vector>
+
+#include "diffusion/rng.h"
+#include "diffusion/weights.h"
+
+namespace duan::diffusion {
+
+class VaeEncoder {
+  public:
+    explicit VaeEncoder(const Checkpoint& ck);
+    // H and W must be positive multiples of 8 (throws otherwise).
+    std::vector<float> moments(ThreadPool& pool, const std::vector<float>& img, int H, int W) const;
+    int width() const { return ch_; }
+
+  private:
+    struct Res {
+        Norm n1, n2;
+        Conv2d c1, c2, skip;
+        int in = 0, out = 0;
+    };
+    Res load_res(const Checkpoint& ck, const std::string& p, int in, int out) const;
+    void run_res(ThreadPool& pool, const Res& r, std::vector<float>& x, int H, int W) const;
+
+    Conv2d conv_in_, conv_out_, quant_, down_conv_[3];
+    std::vector<Res> down_[4];
+    Res mid1_, mid2_;
+    Norm attn_norm_, norm_out_;
+    Conv2d q_, k_, v_, proj_;
+    int ch_ = 0, block_out_ = 0;
+};
+
+// The diffusion latent [4][h][w] from the encoder's moments [8][h][w]:
+//  - posterior_mean: mean · 0.18215 (deterministic; what the round-trip test and a caller
+//    without a seed use);
+//  - posterior_sample: (mean + exp(0.5·clamp(logvar, -30, 20))·noise) · 0.18215 with n = 4·h·w
+//    normals drawn from `rng`, as LDM's DiagonalGaussianDistribution.sample (what A1111 and the
+//    reference do for img2img).
+std::vector<float> posterior_mean(const std::vector<float>& moments);
+std::vector<float> posterior_sample(const std::vector<float>& moments, Rng& rng);
+
+// [3][H][W] in [-1, 1] from interleaved 8-bit RGB: x = u8/255·2 - 1 (the reference's scaling).
+std::vector<float> rgb8_to_image(const uint8_t* rgb, int width, int height);
+
+}  // namespace duan::diffusion

@@ -1,0 +1,50 @@
+// The device side of `duan image --cloud URL`: asks a duan (or OpenAI-compatible) server for an
+// image, or, with --split vae, for the final latent only, which the device then decodes with its
+// own VAE (serve/latent_wire.h). Measures what crossed the network and how long each side took.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "serve/latent_wire.h"
+
+namespace duan::serve {
+
+struct ImageClientOptions {
+    std::string url;      // "http://host:port/v1" (the /v1 prefix is assumed when no path)
+    std::string api_key;  // "Authorization: Bearer ..." when set
+    double timeout_s = 1800;
+};
+
+struct ServerTimings {  // from the Server-Timing header (seconds); all 0 when absent
+    double queue_s = 0, text_s = 0, sample_s = 0, decode_s = 0;
+};
+
+struct LatentReply {
+    std::vector<float> z;  // [4][h][w], the VAE input (final latent / 0.18215)
+    int latent_h = 0, latent_w = 0;
+    LatentFormat format = LatentFormat::F16;
+    uint64_t seed = 0;
+    size_t body_bytes = 0;  // the HTTP body received
+    double wall_s = 0;      // request sent -> whole body received
+    ServerTimings server;
+};
+
+struct PngReply {
+    std::vector<uint8_t> png;
+    uint64_t seed = 0;
+    size_t body_bytes = 0;  // the HTTP body received (JSON with base64)
+    double wall_s = 0;
+    ServerTimings server;
+};
+
+// POST {url}/images/latents with Accept: application/octet-stream. `body` is the request JSON
+// (prompt, size, seed, steps, ...). Throws duan::Error with the server's message on failure.
+LatentReply request_latent(const ImageClientOptions& o, const nlohmann::json& body);
+// POST {url}/images/generations (b64_json, n = 1).
+PngReply request_png(const ImageClientOptions& o, const nlohmann::json& body);
+
+ServerTimings parse_server_timing(const std::string& header);
+
+}  // namespace duan::serve
