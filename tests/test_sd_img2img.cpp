@@ -161,6 +161,42 @@ TEST(SdVaeEncoder, RoundTripIsSane) {
     EXPECT_NE(e.find("multiples of 8"), std::string::npos) << e;
 }
 
+// The encoder against an independent numpy implementation of LDM's Encoder + quant_conv
+// (tests/sd_vae_encoder_ref.py, float64) on the reference run's image: catches structural slips
+// (padding side of the downsample, block order, attention scale, GroupNorm eps). duan rounds every
+// conv's input and weights to f16 as the reference does; that alone makes it differ from float64
+// by 1.5e-3 (relative to the largest moment). Tolerance 1e-2: a downsample padded on both sides
+// instead of LDM's right/bottom-only differs by 1.5, a whole structural slip far above it.
+TEST(SdVaeEncoder, MatchesNumpyReference) {
+    DUAN_REQUIRE_TESTDATA("sd/runs/f32_euler_cpu/image.png");
+    DUAN_REQUIRE_SD_CHECKPOINT(dir);
+    if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "/usr/bin/python3 with numpy is needed for the numpy reference";
+    StableDiffusion* sd = model(dir);
+    const Rgb8Image img = reference_image();
+    const auto x = rgb8_to_image(img.rgb.data(), 64, 64);
+    const auto tmp =
+        std::filesystem::temp_directory_path() / ("duan_vae_ref_" + std::to_string(getpid()));
+    const std::string in = tmp.string() + "_in.npy", out = tmp.string() + "_out.npy";
+    npy_write(in, {1, 3, 64, 64}, x.data());
+    const std::string cmd = "/usr/bin/python3 '" + std::string(DUAN_SOURCE_DIR) +
+                            "/tests/sd_vae_encoder_ref.py' '" + dir +
+                            "/tiny_sd1_s0_f32.safetensors' '" + in + "' '" + out + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const NpyArray ref = npy_read(out);
+    std::remove(in.c_str());
+    std::remove(out.c_str());
+    ASSERT_EQ(ref.shape, (std::vector<int64_t>{1, 8, 8, 8}));
+    const auto m = sd->encode_image(x, 64, 64);
+    double mx = 0, mref = 0;
+    for (size_t i = 0; i < m.size(); ++i) {
+        mx = std::max(mx, std::fabs(double(m[i]) - ref.data[i]));
+        mref = std::max(mref, std::fabs(double(ref.data[i])));
+    }
+    std::printf("[vae encoder vs numpy float64] rel err %.3g\n", mx / mref);
+    EXPECT_LT(mx / mref, 1e-2);
+}
+
 TEST(SdImg2Img, StrengthZeroReturnsTheInitLatent) {
     DUAN_REQUIRE_TESTDATA("sd/runs/f32_euler_cpu/image.png");
     DUAN_REQUIRE_SD_CHECKPOINT(dir);
