@@ -82,8 +82,10 @@ int run_cloud_image(const CloudImageJob& job) {
                      static_cast<std::streamsize>(r.png.size())))
             fail(job.out, ": cannot write");
         print_server(r.server, r.wall_s, p.steps);
-        std::fprintf(stderr, "received %zu bytes (PNG %zu bytes, base64 in JSON); wrote %s\n",
-                     r.body_bytes, r.png.size(), job.out.c_str());
+        std::fprintf(stderr,
+                     "sent %zu bytes, received %zu bytes (PNG %zu bytes, base64 in JSON); wrote "
+                     "%s\n",
+                     r.request_bytes, r.body_bytes, r.png.size(), job.out.c_str());
         return 0;
     }
 
@@ -127,9 +129,10 @@ int run_cloud_image(const CloudImageJob& job) {
     std::fprintf(stderr, "device: VAE load %.2f s, VAE decode %.2f s, peak RSS %.0f MiB\n", load_s,
                  decode_s, peak_rss_mib());
     std::fprintf(stderr,
-                 "received %zu bytes (%s latent 1x4x%dx%d) instead of a %zu-byte PNG; wrote %s\n",
-                 r.body_bytes, serve::latent_format_name(r.format), r.latent_h, r.latent_w,
-                 png.size(), job.out.c_str());
+                 "sent %zu bytes, received %zu bytes (%s latent 1x4x%dx%d) instead of a %zu-byte "
+                 "PNG; wrote %s\n",
+                 r.request_bytes, r.body_bytes, serve::latent_format_name(r.format), r.latent_h,
+                 r.latent_w, png.size(), job.out.c_str());
     return 0;
 }
 

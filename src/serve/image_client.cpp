@@ -31,7 +31,7 @@ Target split_url(const std::string& u) {
 }
 
 httplib::Result post(const ImageClientOptions& o, const std::string& endpoint, const json& body,
-                     const char* accept, double& wall_s) {
+                     const char* accept, double& wall_s, size_t& sent) {
     const Target t = split_url(o.url);
     httplib::Client cli(t.origin);
     cli.set_connection_timeout(5, 0);
@@ -41,7 +41,9 @@ httplib::Result post(const ImageClientOptions& o, const std::string& endpoint, c
     httplib::Headers h = {{"Accept", accept}};
     if (!o.api_key.empty()) h.emplace("Authorization", "Bearer " + o.api_key);
     const auto t0 = std::chrono::steady_clock::now();
-    httplib::Result r = cli.Post(t.base + endpoint, h, body.dump(), "application/json");
+    const std::string text = body.dump();
+    sent = text.size();
+    httplib::Result r = cli.Post(t.base + endpoint, h, text, "application/json");
     wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!r)
         fail("cloud ", o.url, ": request to ", t.base + endpoint,
@@ -97,7 +99,8 @@ ServerTimings parse_server_timing(const std::string& header) {
 
 LatentReply request_latent(const ImageClientOptions& o, const json& body) {
     LatentReply out;
-    httplib::Result r = post(o, "/images/latents", body, "application/octet-stream", out.wall_s);
+    httplib::Result r =
+        post(o, "/images/latents", body, "application/octet-stream", out.wall_s, out.request_bytes);
     const std::string what = "cloud " + o.url + "/images/latents";
     if (r->get_header_value("Content-Type").find("application/octet-stream") == std::string::npos)
         fail(what, ": expected an application/octet-stream latent, got '",
@@ -125,7 +128,8 @@ PngReply request_png(const ImageClientOptions& o, const json& body_in) {
     body["response_format"] = "b64_json";
     body["n"] = 1;
     PngReply out;
-    httplib::Result r = post(o, "/images/generations", body, "application/json", out.wall_s);
+    httplib::Result r =
+        post(o, "/images/generations", body, "application/json", out.wall_s, out.request_bytes);
     const std::string what = "cloud " + o.url + "/images/generations";
     const json j = json::parse(r->body, nullptr, false);
     if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||

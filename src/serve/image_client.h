@@ -26,8 +26,9 @@ struct LatentReply {
     int latent_h = 0, latent_w = 0;
     LatentFormat format = LatentFormat::F16;
     uint64_t seed = 0;
-    size_t body_bytes = 0;  // the HTTP body received
-    double wall_s = 0;      // request sent -> whole body received
+    size_t body_bytes = 0;     // the HTTP body received
+    size_t request_bytes = 0;  // the HTTP body sent (the JSON request)
+    double wall_s = 0;         // request sent -> whole body received
     ServerTimings server;
 };
 
@@ -35,6 +36,7 @@ struct PngReply {
     std::vector<uint8_t> png;
     uint64_t seed = 0;
     size_t body_bytes = 0;  // the HTTP body received (JSON with base64)
+    size_t request_bytes = 0;
     double wall_s = 0;
     ServerTimings server;
 };
