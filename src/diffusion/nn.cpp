@@ -253,7 +253,23 @@ void gemm(ThreadPool& pool, int64_t M, const float* A, int64_t lda, const Packed
     });
 }
 
+namespace {
+// y[M][N] = x[M][K] · Wᵀ (+ bias) with a weight used in place from the map.
+void matmul_q(ThreadPool& pool, const kernels::Weight& w, const float* x, int64_t M, float* y,
+              const float* bias) {
+    kernels::matmul(w, x, M, y, pool);
+    if (bias)
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < w.n_rows; ++n) y[m * w.n_rows + n] += bias[n];
+}
+}  // namespace
+
 std::vector<float> linear(ThreadPool& pool, const Linear& l, const float* x, int64_t T) {
+    if (l.q.data) {
+        std::vector<float> y(static_cast<size_t>(T * l.q.n_rows));
+        matmul_q(pool, l.q, x, T, y.data(), l.b.empty() ? nullptr : l.b.data());
+        return y;
+    }
     const int64_t K = l.w.k, N = l.w.n;
     std::vector<float> xr;
     if (l.w.round_in) {
@@ -311,7 +327,11 @@ std::vector<float> conv2d(ThreadPool& pool, const Conv2d& c, const float* x, int
             }
         });
         // tmp[pn][out] = col[pn][K] · Wᵀ + bias, then scatter to y[out][p0..p0+pn)
-        gemm(pool, pn, col.data(), K, c.w, tmp.data(), c.out, c.b.empty() ? nullptr : c.b.data());
+        if (c.q.data)
+            matmul_q(pool, c.q, col.data(), pn, tmp.data(), c.b.empty() ? nullptr : c.b.data());
+        else
+            gemm(pool, pn, col.data(), K, c.w, tmp.data(), c.out,
+                 c.b.empty() ? nullptr : c.b.data());
         for (int o = 0; o < c.out; ++o) {
             float* yo = y.data() + static_cast<int64_t>(o) * P + p0;
             for (int64_t pi = 0; pi < pn; ++pi) yo[pi] = tmp[pi * c.out + o];

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/matmul.h"
 
 namespace duan::diffusion {
 
@@ -33,13 +34,18 @@ struct PackedW {
 };
 PackedW pack_weights(const float* w, int64_t n, int64_t k, bool round_in);
 
+// A weight used in place from a GGUF map (F16 or quantized): `q.data` set, `w` empty. The product
+// then goes through kernels::matmul, which quantizes the activations to the weight's dot type
+// (F16 for F16 weights -- the reference's rounding -- Q8_0 / Q8_K for the quantized types).
 struct Linear {
     PackedW w;
+    kernels::Weight q;
     std::vector<float> b;  // empty: no bias
 };
 
 struct Conv2d {
-    PackedW w;  // [out][in*k*k], values already rounded to f16
+    PackedW w;          // [out][in*k*k], values already rounded to f16
+    kernels::Weight q;  // or in place from GGUF: rows [out] of in*k*k (see Linear)
     std::vector<float> b;
     int in = 0, out = 0, k = 1;
 };

@@ -26,13 +26,13 @@ VaeDecoder::Res VaeDecoder::load_res(const Checkpoint& ck, const std::string& p,
 }
 
 VaeDecoder::VaeDecoder(const Checkpoint& ck) {
-    const auto& ci = ck.file().get(D + "conv_in.weight");
+    const auto& ci = ck.get(D + "conv_in.weight");
     if (ci.shape.size() != 4 || ci.shape[1] != 4)
-        fail(ck.file().path(), ": '", ci.name, "' is not a 4-channel VAE decoder input conv");
+        fail(ck.path(), ": '", ci.name, "' is not a 4-channel VAE decoder input conv");
     block_in_ = static_cast<int>(ci.shape[0]);
     ch_ = block_in_ / kMult[3];
     if (ch_ % 32 != 0)
-        fail(ck.file().path(), ": VAE decoder width ", ch_, " is not a multiple of 32");
+        fail(ck.path(), ": VAE decoder width ", ch_, " is not a multiple of 32");
     post_quant_ = ck.conv("first_stage_model.post_quant_conv", 4, 4, 1);
     conv_in_ = ck.conv(D + "conv_in", 4, block_in_, 3);
     mid1_ = load_res(ck, D + "mid.block_1", block_in_, block_in_);

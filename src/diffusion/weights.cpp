@@ -1,18 +1,123 @@
 #include "diffusion/weights.h"
 
+#include <filesystem>
+
 #include "core/error.h"
 #include "core/fp16.h"
+#include "format/gguf.h"
+#include "format/safetensors.h"
+#include "kernels/kernels.h"
 
 namespace duan::diffusion {
 
-Checkpoint::Checkpoint(const std::string& path) : file_(path) {}
+int64_t TensorView::numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+}
 
-const safetensors::TensorInfo& Checkpoint::expect(const std::string& name, int64_t numel) const {
-    const auto* t = file_.find(name);
-    if (!t) fail(file_.path(), ": tensor '", name, "' is missing (not an SD 1.x checkpoint?)");
-    if (t->numel() != numel)
-        fail(file_.path(), ": tensor '", name, "' has ", t->numel(), " elements, expected ", numel);
+namespace {
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (i) r += ',';
+        r += std::to_string(s[i]);
+    }
+    return r + "]";
+}
+}  // namespace
+
+Checkpoint::Checkpoint(const std::string& path) : path_(path) {
+    namespace fs = std::filesystem;
+    if (fs::is_directory(path)) {
+        container_ = "diffusers";
+        open_diffusers(*this, path);
+    } else if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+        container_ = "gguf";
+        open_gguf(path);
+    } else {
+        container_ = "safetensors";
+        open_safetensors(path);
+    }
+}
+
+Checkpoint::~Checkpoint() = default;
+
+void Checkpoint::add(TensorView t) {
+    auto [it, fresh] = index_.emplace(t.name, tensors_.size());
+    if (!fresh) fail(t.source, ": tensor '", t.name, "' appears twice");
+    tensors_.push_back(std::move(t));
+}
+
+void Checkpoint::open_safetensors(const std::string& path) {
+    auto f = std::make_shared<safetensors::File>(path);
+    for (const auto& t : f->tensors()) {
+        TensorView v;
+        v.name = t.name;
+        v.shape = t.shape;
+        v.data = t.data;
+        v.n_bytes = t.nbytes();
+        v.source = path;
+        switch (t.dtype) {
+            case safetensors::DType::F32:
+                v.type = DType::F32;
+                break;
+            case safetensors::DType::F16:
+                v.type = DType::F16;
+                break;
+            case safetensors::DType::BF16:
+                v.type = DType::BF16;
+                break;
+            default:
+                continue;  // integer buffers (position_ids, …) are not used
+        }
+        add(std::move(v));
+    }
+    keep(f);
+}
+
+void Checkpoint::open_gguf(const std::string& path) {
+    std::shared_ptr<gguf::File> f = gguf::File::open(path);
+    for (const auto& t : f->tensors()) {
+        TensorView v;
+        v.name = t.name;
+        v.type = t.type;
+        v.shape.assign(t.ne.rbegin(), t.ne.rend());  // GGUF ne[0] is the innermost
+        v.data = t.data;
+        v.n_bytes = t.n_bytes;
+        v.source = path;
+        add(std::move(v));
+    }
+    keep(f);
+}
+
+const TensorView* Checkpoint::find(const std::string& name) const {
+    auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const TensorView& Checkpoint::get(const std::string& name) const {
+    const TensorView* t = find(name);
+    if (!t) fail(path_, ": tensor '", name, "' is missing (not a supported SD checkpoint?)");
     return *t;
+}
+
+const TensorView& Checkpoint::expect(const std::string& name, int64_t numel) const {
+    const TensorView& t = get(name);
+    if (t.numel() != numel)
+        fail(t.source, ": tensor '", name, "' has shape ", shape_str(t.shape), " (", t.numel(),
+             " elements), expected ", numel, " elements");
+    return t;
+}
+
+std::vector<float> Checkpoint::to_f32(const TensorView& t) const {
+    const int64_t n = t.numel();
+    if (!kernels::can_dequantize(t.type))
+        fail(t.source, ": tensor '", t.name, "' has type ", dtype_name(t.type),
+             ", which cannot be read");
+    std::vector<float> out(static_cast<size_t>(n));
+    kernels::dequantize_row(t.type, t.data, out.data(), n);
+    return out;
 }
 
 Mat Checkpoint::matrix(const std::string& name, int64_t rows, int64_t cols) const {
@@ -20,25 +125,42 @@ Mat Checkpoint::matrix(const std::string& name, int64_t rows, int64_t cols) cons
     Mat m;
     m.rows = rows;
     m.cols = cols;
-    if (t.dtype == safetensors::DType::F32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
+    if (t.type == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
         m.data = reinterpret_cast<const float*>(t.data);
     } else {
-        m.own = file_.to_f32(t);
+        m.own = to_f32(t);
         m.data = m.own.data();
     }
     return m;
 }
 
 std::vector<float> Checkpoint::vec(const std::string& name, int64_t n) const {
-    return file_.to_f32(expect(name, n));
+    return to_f32(expect(name, n));
 }
+
+namespace {
+// A GGUF F16/quantized weight [n][k] used in place; false when it must be packed instead.
+bool in_place(const Checkpoint& ck, const TensorView& t, int64_t n, int64_t k, kernels::Weight* w) {
+    if (ck.container() != "gguf" || t.type == DType::F32 || t.type == DType::BF16) return false;
+    const auto& info = dtype_info(t.type);
+    if (k % info.block_size != 0) return false;
+    w->type = t.type;
+    w->n_cols = k;
+    w->n_rows = n;
+    w->row_bytes = dtype_row_bytes(t.type, k);
+    w->data = t.data;
+    return true;
+}
+}  // namespace
 
 Linear Checkpoint::linear(const std::string& p, int64_t in, int64_t out, bool bias) const {
     Linear l;
     const auto& t = expect(p + ".weight", out * in);
-    const bool f16 = t.dtype == safetensors::DType::F16 || t.dtype == safetensors::DType::BF16;
-    const std::vector<float> w = file_.to_f32(t);
-    l.w = pack_weights(w.data(), out, in, f16);
+    if (!in_place(*this, t, out, in, &l.q)) {
+        const bool f16 = t.type == DType::F16 || t.type == DType::BF16;
+        const std::vector<float> w = to_f32(t);
+        l.w = pack_weights(w.data(), out, in, f16);
+    }
     if (bias) l.b = vec(p + ".bias", out);
     return l;
 }
@@ -49,9 +171,12 @@ Conv2d Checkpoint::conv(const std::string& p, int in, int out, int k) const {
     c.out = out;
     c.k = k;
     const int64_t K = static_cast<int64_t>(in) * k * k;
-    std::vector<float> w = file_.to_f32(expect(p + ".weight", out * K));
-    for (auto& v : w) v = round_fp16(v);
-    c.w = pack_weights(w.data(), out, K, /*round_in=*/true);
+    const auto& t = expect(p + ".weight", out * K);
+    if (!in_place(*this, t, out, K, &c.q)) {
+        std::vector<float> w = to_f32(t);
+        for (auto& v : w) v = round_fp16(v);
+        c.w = pack_weights(w.data(), out, K, /*round_in=*/true);
+    }
     c.b = vec(p + ".bias", out);
     return c;
 }
@@ -61,8 +186,16 @@ Norm Checkpoint::norm(const std::string& p, int64_t n) const {
 }
 
 std::string Checkpoint::weight_type() const {
-    const auto* t = file_.find("model.diffusion_model.input_blocks.0.0.weight");
-    return t ? safetensors::dtype_name(t->dtype) : "?";
+    for (const char* n :
+         {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight",
+          "model.diffusion_model.input_blocks.0.0.weight"}) {
+        if (const auto* t = find(n)) {
+            std::string s = dtype_name(t->type);
+            for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            return s;
+        }
+    }
+    return "?";
 }
 
 }  // namespace duan::diffusion

@@ -1,34 +1,87 @@
-// Typed access to the tensors of a single-file SD checkpoint (safetensors, original LDM names).
-// F32 matrices are used in place from the memory map; F16/BF16 ones are widened to f32 once (their
-// Linear layers then round activations to f16, as the reference's F16 matmul does). Conv weights
-// are rounded to f16 whatever their stored type (the reference always keeps conv kernels in F16).
+// Typed access to the tensors of a Stable Diffusion checkpoint, whatever its container:
+//  - a single-file safetensors checkpoint (original LDM key names);
+//  - a GGUF written by `duan convert --sd` (same key names; weights F32/F16/Q8_0/Q4_0/Q4_K…);
+//  - a diffusers folder (model_index.json, unet/ vae/ text_encoder/), whose keys are renamed to
+//    the LDM names on open (diffusers.cpp).
+// Every tensor is a view into a memory map. F32 matrices are used in place; F16/BF16 ones from
+// safetensors are widened to f32 once (their Linear layers then round activations to f16, as the
+// reference's F16 matmul does). Conv weights are rounded to f16 whatever their stored type (the
+// reference always keeps conv kernels in F16). From GGUF, F16 and quantized 2-D weights stay in
+// the map and run through kernels::matmul (activations quantized to the weight's dot type).
 #pragma once
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "core/dtype.h"
 #include "diffusion/nn.h"
-#include "format/safetensors.h"
+
+namespace duan::gguf {
+class File;
+}
+namespace duan::safetensors {
+class File;
+}
 
 namespace duan::diffusion {
 
+// One tensor of the checkpoint: shape outermost first (PyTorch order, whatever the container).
+struct TensorView {
+    std::string name;  // the LDM name
+    DType type = DType::F32;
+    std::vector<int64_t> shape;
+    const uint8_t* data = nullptr;
+    size_t n_bytes = 0;
+    std::string source;  // file it lives in (for errors)
+    int64_t numel() const;
+};
+
 class Checkpoint {
   public:
+    // A .safetensors or .gguf file, or a diffusers folder.
     explicit Checkpoint(const std::string& path);
+    ~Checkpoint();
+    Checkpoint(const Checkpoint&) = delete;
+    Checkpoint& operator=(const Checkpoint&) = delete;
 
-    const safetensors::File& file() const { return file_; }
-    bool has(const std::string& name) const { return file_.find(name) != nullptr; }
+    const std::string& path() const { return path_; }
+    bool has(const std::string& name) const { return index_.count(name) != 0; }
+    const TensorView* find(const std::string& name) const;
+    // Throws naming the checkpoint and tensor when missing.
+    const TensorView& get(const std::string& name) const;
+    const std::vector<TensorView>& tensors() const { return tensors_; }
     // Throws naming the file and tensor when missing or of the wrong shape.
     Linear linear(const std::string& prefix, int64_t in, int64_t out, bool bias = true) const;
     Conv2d conv(const std::string& prefix, int in, int out, int k) const;
     Norm norm(const std::string& prefix, int64_t n) const;
     Mat matrix(const std::string& name, int64_t rows, int64_t cols) const;  // e.g. embeddings
     std::vector<float> vec(const std::string& name, int64_t n) const;
-    // "F32", "F16", … of the first UNet weight (what the image's parameters report).
+    std::vector<float> to_f32(const TensorView& t) const;
+    // "F32", "F16", "Q8_0", … of the first UNet weight that is a matrix (what the image's
+    // parameters report).
     std::string weight_type() const;
+    // "safetensors", "gguf" or "diffusers".
+    const std::string& container() const { return container_; }
+
+    // Used by the loaders: register a tensor (name already mapped to LDM).
+    void add(TensorView t);
+    void keep(std::shared_ptr<void> owner) { owners_.push_back(std::move(owner)); }
 
   private:
-    const safetensors::TensorInfo& expect(const std::string& name, int64_t numel) const;
-    safetensors::File file_;
+    const TensorView& expect(const std::string& name, int64_t numel) const;
+    void open_safetensors(const std::string& path);
+    void open_gguf(const std::string& path);
+    std::string path_, container_;
+    std::vector<TensorView> tensors_;
+    std::unordered_map<std::string, size_t> index_;
+    std::vector<std::shared_ptr<void>> owners_;  // the mapped files
 };
+
+// The diffusers folder loader (diffusers.cpp): maps unet/, vae/, text_encoder/ keys to LDM names.
+void open_diffusers(Checkpoint& ck, const std::string& dir);
+// diffusers key -> LDM key ("" when the key is not used by duan). Exposed for tests.
+std::string diffusers_unet_to_ldm(const std::string& key);
+std::string diffusers_vae_to_ldm(const std::string& key);
 
 }  // namespace duan::diffusion

@@ -1,0 +1,68 @@
+#include "diffusion/sd_gguf.h"
+
+#include <vector>
+
+#include "core/error.h"
+#include "diffusion/weights.h"
+#include "format/gguf_writer.h"
+#include "kernels/kernels.h"
+
+namespace duan::diffusion {
+
+namespace {
+bool ends_with(const std::string& s, const std::string& e) {
+    return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+bool contains(const std::string& s, const char* e) {
+    return s.find(e) != std::string::npos;
+}
+}  // namespace
+
+DType sd_tensor_type(const std::string& name, const std::vector<int64_t>& shape, DType src,
+                     DType target) {
+    const DType keep = src == DType::F16 ? DType::F16 : DType::F32;
+    if (target == DType::F32) return DType::F32;
+    if (shape.size() <= 1 || ends_with(name, ".bias") || contains(name, "time_embed.") ||
+        contains(name, "label_emb.") || contains(name, "embedding"))
+        return keep;
+    if (shape.size() != 2) return DType::F16;  // conv kernels (and anything else)
+    const int64_t row = shape.back();
+    if (row % dtype_info(target).block_size != 0) return DType::F16;
+    return target;
+}
+
+void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdConvertOptions& o) {
+    if (o.type != DType::F32 && o.type != DType::F16 && !kernels::can_quantize(o.type))
+        fail("duan convert --sd: cannot write type ", dtype_name(o.type));
+    const Checkpoint ck(in);
+    gguf::Writer w(out);
+    w.meta().set("general.architecture", gguf::Value::from_string("stable-diffusion"));
+    w.meta().set("general.name", gguf::Value::from_string(in));
+    w.meta().set("duan.sd.source_container", gguf::Value::from_string(ck.container()));
+    w.meta().set("duan.sd.weight_type", gguf::Value::from_string(dtype_name(o.type)));
+    std::vector<DType> types;
+    for (const TensorView& t : ck.tensors()) {
+        const DType ty = sd_tensor_type(t.name, t.shape, t.type, o.type);
+        types.push_back(ty);
+        std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+        if (ne.empty()) ne = {1};
+        w.add_tensor(t.name, ty, ne);
+    }
+    w.begin_data();
+    std::vector<uint8_t> buf;
+    for (size_t i = 0; i < ck.tensors().size(); ++i) {
+        const TensorView& t = ck.tensors()[i];
+        const std::vector<float> f = ck.to_f32(t);
+        const int64_t n = t.numel();
+        const int64_t row = t.shape.empty() ? 1 : t.shape.back();
+        buf.resize(dtype_row_bytes(types[i], row) * static_cast<size_t>(n / row));
+        const size_t rb = dtype_row_bytes(types[i], row);
+        for (int64_t r = 0; r < n / row; ++r)
+            kernels::quantize_row(types[i], f.data() + r * row, buf.data() + r * rb, row);
+        w.write_tensor_data(t.name, buf.data(), buf.size());
+        if (o.log) o.log(t.name + " " + dtype_name(t.type) + " -> " + dtype_name(types[i]));
+    }
+    w.finish();
+}
+
+}  // namespace duan::diffusion
