@@ -10,6 +10,7 @@
 // the map and run through kernels::matmul (activations quantized to the weight's dot type).
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -81,7 +82,9 @@ class Checkpoint {
 // The diffusers folder loader (diffusers.cpp): maps unet/, vae/, text_encoder/ keys to LDM names.
 void open_diffusers(Checkpoint& ck, const std::string& dir);
 // diffusers key -> LDM key ("" when the key is not used by duan). Exposed for tests.
-std::string diffusers_unet_to_ldm(const std::string& key);
+// up_with_attn: indices of the up_blocks that have attentions (their up-sampler is then at
+// output_blocks.N.2, else at .1).
+std::string diffusers_unet_to_ldm(const std::string& key, const std::set<int>& up_with_attn);
 std::string diffusers_vae_to_ldm(const std::string& key);
 
 }  // namespace duan::diffusion
