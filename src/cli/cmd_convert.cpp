@@ -16,7 +16,7 @@ int cmd_convert(int argc, char** argv) {
         "duan convert"};
     std::string dir, out;
     ConvertOptions o;
-    bool verbose = false, sd = false;
+    bool verbose = false, sd = false, keep_conv_f16 = false;
     app.add_option("hf_dir", dir,
                    "model folder (with --sd: SD checkpoint file or diffusers folder)")
         ->required();
@@ -30,12 +30,15 @@ int cmd_convert(int argc, char** argv) {
         "--sd", sd,
         "Stable Diffusion checkpoint (.safetensors, diffusers folder) -> GGUF; --type "
         "f32, f16, q8_0, q4_0, q4_k (see docs/DIFFUSION.md for which tensors keep F16/F32)");
+    app.add_flag("--keep-conv-f16", keep_conv_f16,
+                 "with --sd: keep UNet convs F16 (stable-diffusion.cpp's layout; more memory)");
     if (int rc = parse(app, argc, argv); rc >= 0) return rc;
     if (sd) {
         diffusion::SdConvertOptions so;
         const auto t = dtype_from_name(o.type);
         if (!t) fail("unknown --type '", o.type, "' for --sd; choose f32, f16, q8_0, q4_0 or q4_k");
         so.type = *t;
+        so.quantize_convs = !keep_conv_f16;
         if (verbose) so.log = [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); };
         diffusion::convert_sd_to_gguf(dir, out, so);
         std::printf("%s: written\n", out.c_str());

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "diffusion/img2img.h"
+#include "diffusion/vae_tiled.h"
 
 namespace duan::diffusion {
 
@@ -58,6 +59,7 @@ std::vector<float> StableDiffusion::encode_prompt(const std::string& text) {
 std::vector<float> StableDiffusion::decode_latent(const std::vector<float>& latent, int h, int w) {
     std::vector<float> z = latent;
     for (auto& v : z) v /= VaeDecoder::kScale;
+    if (h * w > kVaeTileAboveLatentArea) return vae_decode_tiled(pool_, vae_, z, h, w);
     return vae_.decode(pool_, z, h, w);
 }
 
@@ -105,6 +107,7 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
     std::vector<int32_t> all = tc;
     if (use_uncond) all.insert(all.end(), tu.begin(), tu.end());
     const std::vector<float> emb = encode_tokens(all);  // both in one batch
+    ck_.release("cond_stage_model.");                   // done with the text encoder's weights
     const int64_t Lc = static_cast<int64_t>(tc.size()), Lu = static_cast<int64_t>(tu.size());
     std::vector<float> cond(emb.begin(), emb.begin() + Lc * 768);
     apply_token_weights(cond.data(), wc, tc.size());
@@ -170,6 +173,7 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
     r.latent = sample(p.sampler, denoise, x, sigmas, *rng, on_step);
     dump("final_latent", {1, 4, h, w}, r.latent);
     if (!decode) return r;
+    ck_.release("model.diffusion_model.");  // the UNet's mapped weights leave before the VAE runs
     r.image = decode_latent(r.latent, h, w);
     dump("vae_decode_raw", {1, 3, p.height, p.width}, r.image);
     r.rgb = image_to_rgb8(r.image, p.width, p.height);

@@ -19,13 +19,22 @@ bool contains(const std::string& s, const char* e) {
 }  // namespace
 
 DType sd_tensor_type(const std::string& name, const std::vector<int64_t>& shape, DType src,
-                     DType target) {
+                     DType target, bool quantize_convs) {
     const DType keep = src == DType::F16 ? DType::F16 : DType::F32;
     if (target == DType::F32) return DType::F32;
+    if (contains(name, "embedding")) return DType::F32;
     if (shape.size() <= 1 || ends_with(name, ".bias") || contains(name, "time_embed.") ||
-        contains(name, "label_emb.") || contains(name, "embedding"))
+        contains(name, "label_emb."))
         return keep;
-    if (shape.size() != 2) return DType::F16;  // conv kernels (and anything else)
+    if (shape.size() == 4) {
+        const int64_t K = shape[1] * shape[2] * shape[3];
+        if (quantize_convs && target != DType::F16 &&
+            name.compare(0, 22, "model.diffusion_model.") == 0 && shape[0] >= 32 &&
+            K % dtype_info(target).block_size == 0)
+            return target;
+        return DType::F16;
+    }
+    if (shape.size() != 2) return DType::F16;
     const int64_t row = shape.back();
     if (row % dtype_info(target).block_size != 0) return DType::F16;
     return target;
@@ -42,9 +51,11 @@ void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdC
     w.meta().set("duan.sd.weight_type", gguf::Value::from_string(dtype_name(o.type)));
     std::vector<DType> types;
     for (const TensorView& t : ck.tensors()) {
-        const DType ty = sd_tensor_type(t.name, t.shape, t.type, o.type);
+        const DType ty = sd_tensor_type(t.name, t.shape, t.type, o.type, o.quantize_convs);
         types.push_back(ty);
         std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+        if (ne.size() == 4 && dtype_info(ty).block_size > 1)  // a quantized conv: im2col rows
+            ne = {ne[0] * ne[1] * ne[2], ne[3]};
         if (ne.empty()) ne = {1};
         w.add_tensor(t.name, ty, ne);
     }
@@ -54,7 +65,8 @@ void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdC
         const TensorView& t = ck.tensors()[i];
         const std::vector<float> f = ck.to_f32(t);
         const int64_t n = t.numel();
-        const int64_t row = t.shape.empty() ? 1 : t.shape.back();
+        int64_t row = t.shape.empty() ? 1 : t.shape.back();
+        if (t.shape.size() == 4 && dtype_info(types[i]).block_size > 1) row = n / t.shape[0];
         buf.resize(dtype_row_bytes(types[i], row) * static_cast<size_t>(n / row));
         const size_t rb = dtype_row_bytes(types[i], row);
         for (int64_t r = 0; r < n / row; ++r)

@@ -71,8 +71,7 @@ UNet::UNet(const Checkpoint& ck) {
     if (ci.shape.size() != 4 || ci.shape[1] != 4)
         fail(ck.path(), ": '", ci.name, "' is not a 4-channel SD1 UNet input conv");
     mc_ = static_cast<int>(ci.shape[0]);
-    if (mc_ % 32 != 0)
-        fail(ck.path(), ": UNet model_channels ", mc_, " is not a multiple of 32");
+    if (mc_ % 32 != 0) fail(ck.path(), ": UNet model_channels ", mc_, " is not a multiple of 32");
     emb_dim_ = 4 * mc_;
     time0_ = ck.linear(P + "time_embed.0", mc_, emb_dim_);
     time2_ = ck.linear(P + "time_embed.2", emb_dim_, emb_dim_);

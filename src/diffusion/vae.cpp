@@ -31,8 +31,7 @@ VaeDecoder::VaeDecoder(const Checkpoint& ck) {
         fail(ck.path(), ": '", ci.name, "' is not a 4-channel VAE decoder input conv");
     block_in_ = static_cast<int>(ci.shape[0]);
     ch_ = block_in_ / kMult[3];
-    if (ch_ % 32 != 0)
-        fail(ck.path(), ": VAE decoder width ", ch_, " is not a multiple of 32");
+    if (ch_ % 32 != 0) fail(ck.path(), ": VAE decoder width ", ch_, " is not a multiple of 32");
     post_quant_ = ck.conv("first_stage_model.post_quant_conv", 4, 4, 1);
     conv_in_ = ck.conv(D + "conv_in", 4, block_in_, 3);
     mid1_ = load_res(ck, D + "mid.block_1", block_in_, block_in_);

@@ -1,5 +1,8 @@
 #include "diffusion/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -183,6 +186,17 @@ Conv2d Checkpoint::conv(const std::string& p, int in, int out, int k) const {
 
 Norm Checkpoint::norm(const std::string& p, int64_t n) const {
     return Norm{vec(p + ".weight", n), vec(p + ".bias", n)};
+}
+
+void Checkpoint::release(const std::string& prefix) const {
+    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    for (const TensorView& t : tensors_) {
+        if (t.name.compare(0, prefix.size(), prefix) != 0 || t.n_bytes < page) continue;
+        // Whole pages inside the tensor only (its neighbours may belong to a live component).
+        const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~(page - 1);
+        const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.n_bytes) & ~(page - 1);
+        if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+    }
 }
 
 std::string Checkpoint::weight_type() const {

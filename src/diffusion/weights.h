@@ -62,6 +62,11 @@ class Checkpoint {
     // "F32", "F16", "Q8_0", … of the first UNet weight that is a matrix (what the image's
     // parameters report).
     std::string weight_type() const;
+    // Drops the mapped pages of every tensor whose name starts with `prefix` from this process's
+    // resident memory (madvise DONTNEED on the read-only file map: a later access reads them
+    // back from the page cache). The pipeline calls it when a component is done (text encoder
+    // before the UNet runs, UNet before the VAE), so weights used in place (GGUF) do not add up.
+    void release(const std::string& prefix) const;
     // "safetensors", "gguf" or "diffusers".
     const std::string& container() const { return container_; }
 
