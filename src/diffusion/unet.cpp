@@ -8,8 +8,6 @@ namespace duan::diffusion {
 
 namespace {
 const std::string P = "model.diffusion_model.";
-constexpr int kMult[4] = {1, 2, 4, 4};
-constexpr int kHeads = 8, kCtxDim = 768;
 constexpr float kGnEps = 1e-6f, kLnEps = 1e-5f;
 
 void add_into(std::vector<float>& x, const std::vector<float>& y) {
@@ -43,58 +41,74 @@ UNet::Res UNet::load_res(const Checkpoint& ck, const std::string& p, int in, int
     return r;
 }
 
-UNet::Transformer UNet::load_attn(const Checkpoint& ck, const std::string& p, int ch) const {
+UNet::Transformer UNet::load_attn(const Checkpoint& ck, const std::string& p, int ch,
+                                  int depth) const {
     Transformer a;
     a.ch = ch;
+    a.heads = cfg_.heads(ch);
+    if (a.heads < 1 || ch % a.heads != 0)
+        fail(ck.path(), ": '", p, "' has ", ch, " channels, not a multiple of the head size ",
+             cfg_.head_dim);
     a.norm = ck.norm(p + ".norm", ch);
-    a.proj_in = ck.conv(p + ".proj_in", ch, ch, 1);
-    a.proj_out = ck.conv(p + ".proj_out", ch, ch, 1);
-    const std::string t = p + ".transformer_blocks.0.";
-    a.q1 = ck.linear(t + "attn1.to_q", ch, ch, false);
-    a.k1 = ck.linear(t + "attn1.to_k", ch, ch, false);
-    a.v1 = ck.linear(t + "attn1.to_v", ch, ch, false);
-    a.o1 = ck.linear(t + "attn1.to_out.0", ch, ch);
-    a.q2 = ck.linear(t + "attn2.to_q", ch, ch, false);
-    a.k2 = ck.linear(t + "attn2.to_k", kCtxDim, ch, false);
-    a.v2 = ck.linear(t + "attn2.to_v", kCtxDim, ch, false);
-    a.o2 = ck.linear(t + "attn2.to_out.0", ch, ch);
-    a.ff1 = ck.linear(t + "ff.net.0.proj", ch, ch * 8);
-    a.ff2 = ck.linear(t + "ff.net.2", ch * 4, ch);
-    a.ln1 = ck.norm(t + "norm1", ch);
-    a.ln2 = ck.norm(t + "norm2", ch);
-    a.ln3 = ck.norm(t + "norm3", ch);
+    if (cfg_.linear_proj) {
+        a.lin_in = ck.linear(p + ".proj_in", ch, ch);
+        a.lin_out = ck.linear(p + ".proj_out", ch, ch);
+    } else {
+        a.proj_in = ck.conv(p + ".proj_in", ch, ch, 1);
+        a.proj_out = ck.conv(p + ".proj_out", ch, ch, 1);
+    }
+    const int64_t cd = cfg_.context_dim;
+    for (int d = 0; d < depth; ++d) {
+        const std::string t = p + ".transformer_blocks." + std::to_string(d) + ".";
+        TBlock b;
+        b.q1 = ck.linear(t + "attn1.to_q", ch, ch, false);
+        b.k1 = ck.linear(t + "attn1.to_k", ch, ch, false);
+        b.v1 = ck.linear(t + "attn1.to_v", ch, ch, false);
+        b.o1 = ck.linear(t + "attn1.to_out.0", ch, ch);
+        b.q2 = ck.linear(t + "attn2.to_q", ch, ch, false);
+        b.k2 = ck.linear(t + "attn2.to_k", cd, ch, false);
+        b.v2 = ck.linear(t + "attn2.to_v", cd, ch, false);
+        b.o2 = ck.linear(t + "attn2.to_out.0", ch, ch);
+        b.ff1 = ck.linear(t + "ff.net.0.proj", ch, ch * 8);
+        b.ff2 = ck.linear(t + "ff.net.2", ch * 4, ch);
+        b.ln1 = ck.norm(t + "norm1", ch);
+        b.ln2 = ck.norm(t + "norm2", ch);
+        b.ln3 = ck.norm(t + "norm3", ch);
+        a.blocks.push_back(std::move(b));
+    }
     return a;
 }
 
-UNet::UNet(const Checkpoint& ck) {
-    const auto& ci = ck.get(P + "input_blocks.0.0.weight");
-    if (ci.shape.size() != 4 || ci.shape[1] != 4)
-        fail(ck.path(), ": '", ci.name, "' is not a 4-channel SD1 UNet input conv");
-    mc_ = static_cast<int>(ci.shape[0]);
-    if (mc_ % 32 != 0) fail(ck.path(), ": UNet model_channels ", mc_, " is not a multiple of 32");
+UNet::UNet(const Checkpoint& ck) : cfg_(unet_config_from(ck)) {
+    mc_ = cfg_.model_channels;
     emb_dim_ = 4 * mc_;
     time0_ = ck.linear(P + "time_embed.0", mc_, emb_dim_);
     time2_ = ck.linear(P + "time_embed.2", emb_dim_, emb_dim_);
+    if (cfg_.adm_in) {
+        label0_ = ck.linear(P + "label_emb.0.0", cfg_.adm_in, emb_dim_);
+        label2_ = ck.linear(P + "label_emb.0.2", emb_dim_, emb_dim_);
+    }
     conv_in_ = ck.conv(P + "input_blocks.0.0", 4, mc_, 3);
 
+    const int levels = static_cast<int>(cfg_.mult.size());
     std::vector<int> chans = {mc_};
     int ch = mc_, idx = 0;
-    for (int level = 0; level < 4; ++level) {
-        for (int r = 0; r < 2; ++r) {
+    for (int level = 0; level < levels; ++level) {
+        for (int r = 0; r < cfg_.num_res_blocks; ++r) {
             ++idx;
             Block b;
             const std::string p = P + "input_blocks." + std::to_string(idx);
             b.has_res = true;
-            b.res = load_res(ck, p + ".0", ch, kMult[level] * mc_);
-            ch = kMult[level] * mc_;
-            if (level < 3) {
+            b.res = load_res(ck, p + ".0", ch, cfg_.mult[level] * mc_);
+            ch = cfg_.mult[level] * mc_;
+            if (cfg_.depth[level] > 0) {
                 b.has_attn = true;
-                b.attn = load_attn(ck, p + ".1", ch);
+                b.attn = load_attn(ck, p + ".1", ch, cfg_.depth[level]);
             }
             in_.push_back(std::move(b));
             chans.push_back(ch);
         }
-        if (level != 3) {
+        if (level != levels - 1) {
             ++idx;
             Block b;
             b.down = true;
@@ -104,25 +118,25 @@ UNet::UNet(const Checkpoint& ck) {
         }
     }
     mid_res1_.res = load_res(ck, P + "middle_block.0", ch, ch);
-    mid_attn_ = load_attn(ck, P + "middle_block.1", ch);
+    mid_attn_ = load_attn(ck, P + "middle_block.1", ch, cfg_.mid_depth);
     mid_res2_.res = load_res(ck, P + "middle_block.2", ch, ch);
     idx = 0;
-    for (int level = 3; level >= 0; --level) {
-        for (int i = 0; i < 3; ++i) {
+    for (int level = levels - 1; level >= 0; --level) {
+        for (int i = 0; i <= cfg_.num_res_blocks; ++i) {
             const int ich = chans.back();
             chans.pop_back();
             Block b;
             const std::string p = P + "output_blocks." + std::to_string(idx);
             b.has_res = true;
-            b.res = load_res(ck, p + ".0", ch + ich, mc_ * kMult[level]);
-            ch = mc_ * kMult[level];
+            b.res = load_res(ck, p + ".0", ch + ich, mc_ * cfg_.mult[level]);
+            ch = mc_ * cfg_.mult[level];
             int sub = 1;
-            if (level < 3) {
+            if (cfg_.depth[level] > 0) {
                 b.has_attn = true;
-                b.attn = load_attn(ck, p + ".1", ch);
+                b.attn = load_attn(ck, p + ".1", ch, cfg_.depth[level]);
                 sub = 2;
             }
-            if (level > 0 && i == 2) {
+            if (level > 0 && i == cfg_.num_res_blocks) {
                 b.up = true;
                 b.conv = ck.conv(p + "." + std::to_string(sub) + ".conv", ch, ch, 3);
             }
@@ -154,50 +168,77 @@ void UNet::run_res(ThreadPool& pool, const Res& r, std::vector<float>& x, int H,
 
 void UNet::run_attn(ThreadPool& pool, const Transformer& a, std::vector<float>& x, int H, int W,
                     const std::vector<float>& ctx, int64_t Lc) const {
-    const int C = a.ch, dh = C / kHeads;
+    const int C = a.ch, nh = a.heads, dh = C / nh;
     const int64_t T = static_cast<int64_t>(H) * W;
     std::vector<float> h = x;
     group_norm(pool, h.data(), C, T, 32, kGnEps, a.norm, /*silu=*/false);
-    h = conv2d(pool, a.proj_in, h.data(), H, W, 1, 0);
-    std::vector<float> tok = transpose(h.data(), C, T);  // [T][C]
+    std::vector<float> tok;  // [T][C]
+    if (cfg_.linear_proj) {
+        tok = transpose(h.data(), C, T);
+        tok = linear(pool, a.lin_in, tok.data(), T);
+    } else {
+        h = conv2d(pool, a.proj_in, h.data(), H, W, 1, 0);
+        tok = transpose(h.data(), C, T);
+    }
     std::vector<float> att(static_cast<size_t>(T * C));
-    {  // self-attention
-        auto n = layer_norm(tok.data(), T, C, a.ln1, kLnEps);
-        auto q = linear(pool, a.q1, n.data(), T), k = linear(pool, a.k1, n.data(), T),
-             v = linear(pool, a.v1, n.data(), T);
-        attention(pool, q.data(), C, k.data(), C, v.data(), C, att.data(), T, T, kHeads, dh, false);
-        add_into(tok, linear(pool, a.o1, att.data(), T));
+    for (const TBlock& b : a.blocks) {
+        {  // self-attention
+            auto n = layer_norm(tok.data(), T, C, b.ln1, kLnEps);
+            auto q = linear(pool, b.q1, n.data(), T), k = linear(pool, b.k1, n.data(), T),
+                 v = linear(pool, b.v1, n.data(), T);
+            attention(pool, q.data(), C, k.data(), C, v.data(), C, att.data(), T, T, nh, dh, false);
+            add_into(tok, linear(pool, b.o1, att.data(), T));
+        }
+        {  // cross-attention over the text context [Lc][context_dim]
+            auto n = layer_norm(tok.data(), T, C, b.ln2, kLnEps);
+            auto q = linear(pool, b.q2, n.data(), T);
+            auto k = linear(pool, b.k2, ctx.data(), Lc), v = linear(pool, b.v2, ctx.data(), Lc);
+            attention(pool, q.data(), C, k.data(), C, v.data(), C, att.data(), T, Lc, nh, dh,
+                      false);
+            add_into(tok, linear(pool, b.o2, att.data(), T));
+        }
+        {  // GEGLU feed-forward: [T][8C] -> x·gelu(gate) [T][4C] -> [T][C]
+            auto n = layer_norm(tok.data(), T, C, b.ln3, kLnEps);
+            auto g = linear(pool, b.ff1, n.data(), T);
+            const int64_t I = 4 * C;
+            std::vector<float> y(static_cast<size_t>(T * I));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t i = 0; i < I; ++i)
+                    y[t * I + i] = g[t * 2 * I + i] * gelu_f16_table(g[t * 2 * I + I + i]);
+            add_into(tok, linear(pool, b.ff2, y.data(), T));
+        }
     }
-    {  // cross-attention over the text context [Lc][768]
-        auto n = layer_norm(tok.data(), T, C, a.ln2, kLnEps);
-        auto q = linear(pool, a.q2, n.data(), T);
-        auto k = linear(pool, a.k2, ctx.data(), Lc), v = linear(pool, a.v2, ctx.data(), Lc);
-        attention(pool, q.data(), C, k.data(), C, v.data(), C, att.data(), T, Lc, kHeads, dh,
-                  false);
-        add_into(tok, linear(pool, a.o2, att.data(), T));
+    if (cfg_.linear_proj) {
+        tok = linear(pool, a.lin_out, tok.data(), T);
+        h = transpose(tok.data(), T, C);  // [C][T]
+    } else {
+        h = transpose(tok.data(), T, C);
+        h = conv2d(pool, a.proj_out, h.data(), H, W, 1, 0);
     }
-    {  // GEGLU feed-forward: [T][8C] -> x·gelu(gate) [T][4C] -> [T][C]
-        auto n = layer_norm(tok.data(), T, C, a.ln3, kLnEps);
-        auto g = linear(pool, a.ff1, n.data(), T);
-        const int64_t I = 4 * C;
-        std::vector<float> y(static_cast<size_t>(T * I));
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t i = 0; i < I; ++i)
-                y[t * I + i] = g[t * 2 * I + i] * gelu_f16_table(g[t * 2 * I + I + i]);
-        add_into(tok, linear(pool, a.ff2, y.data(), T));
-    }
-    h = transpose(tok.data(), T, C);  // [C][T]
-    h = conv2d(pool, a.proj_out, h.data(), H, W, 1, 0);
     add_into(x, h);
 }
 
 std::vector<float> UNet::forward(ThreadPool& pool, const std::vector<float>& xin, int H, int W,
-                                 float t, const std::vector<float>& ctx, int64_t Lc) const {
-    if (H % 8 != 0 || W % 8 != 0) fail("UNet: latent size ", W, "x", H, " must be a multiple of 8");
+                                 float t, const std::vector<float>& ctx, int64_t Lc,
+                                 const std::vector<float>* y) const {
+    const int down = 1 << (cfg_.mult.size() - 1);
+    if (H % down != 0 || W % down != 0)
+        fail("UNet: latent size ", W, "x", H, " must be a multiple of ", down);
+    if (static_cast<int64_t>(ctx.size()) != Lc * cfg_.context_dim)
+        fail("UNet: context has ", ctx.size(), " values, expected ", Lc, "x", cfg_.context_dim);
     auto te = timestep_embedding(t, mc_);
     auto emb = linear(pool, time0_, te.data(), 1);
     silu_inplace(emb.data(), static_cast<int64_t>(emb.size()));
     emb = linear(pool, time2_, emb.data(), 1);
+    if (cfg_.adm_in) {  // SDXL: emb += label_emb(y)
+        if (!y || static_cast<int>(y->size()) != cfg_.adm_in)
+            fail("UNet: this ", sd_version_name(cfg_.version), " UNet needs a label vector of ",
+                 cfg_.adm_in, " values (pooled text + time ids)");
+        auto l = linear(pool, label0_, y->data(), 1);
+        silu_inplace(l.data(), static_cast<int64_t>(l.size()));
+        l = linear(pool, label2_, l.data(), 1);
+        add_into(emb, l);
+    }
 
     std::vector<float> x = conv2d(pool, conv_in_, xin.data(), H, W, 1, 1);
     std::vector<std::vector<float>> skips = {x};

@@ -1,10 +1,12 @@
-// The SD 1.x UNet (LDM openaimodel.UNetModel, eps prediction). Widths are read from the checkpoint
-// (model_channels = input_blocks.0.0 out channels; channel_mult 1,2,4,4; 2 res blocks per level;
-// spatial transformers on levels 0-2 and in the middle, depth 1, 8 heads; context dim 768).
-//   x [4][H][W], timestep t (float), context [Lc][768]  ->  eps [4][H][W]
+// The LDM UNet (openaimodel.UNetModel) of SD 1.x, 2.x and SDXL; the structure is read from the
+// tensor shapes (sd_config.h): model_channels, channel_mult, transformer depth per level (0: no
+// attention), context width, heads (8, or head_dim 64), conv or Linear proj_in/out, label_emb.
+//   x [4][H][W], timestep t (float), context [Lc][context_dim] (+ SDXL: y [adm_in])
+//     ->  model output [4][H][W] (eps, or v for v-prediction checkpoints)
 #pragma once
 #include <vector>
 
+#include "diffusion/sd_config.h"
 #include "diffusion/weights.h"
 
 namespace duan::diffusion {
@@ -12,9 +14,12 @@ namespace duan::diffusion {
 class UNet {
   public:
     explicit UNet(const Checkpoint& ck);
+    // y: SDXL's label_emb input (pooled text embedding + time-id embeddings), else null.
     std::vector<float> forward(ThreadPool& pool, const std::vector<float>& x, int H, int W, float t,
-                               const std::vector<float>& context, int64_t Lc) const;
+                               const std::vector<float>& context, int64_t Lc,
+                               const std::vector<float>* y = nullptr) const;
     int model_channels() const { return mc_; }
+    const UNetConfig& config() const { return cfg_; }
 
   private:
     struct Res {
@@ -23,11 +28,16 @@ class UNet {
         Linear emb;
         int in = 0, out = 0;
     };
-    struct Transformer {
-        Norm norm, ln1, ln2, ln3;
-        Conv2d proj_in, proj_out;
+    struct TBlock {  // one BasicTransformerBlock
+        Norm ln1, ln2, ln3;
         Linear q1, k1, v1, o1, q2, k2, v2, o2, ff1, ff2;
-        int ch = 0;
+    };
+    struct Transformer {  // SpatialTransformer: norm, proj_in, depth × TBlock, proj_out
+        Norm norm;
+        Conv2d proj_in, proj_out;  // SD1: 1×1 convs
+        Linear lin_in, lin_out;    // SD2/SDXL: Linear on the tokens
+        std::vector<TBlock> blocks;
+        int ch = 0, heads = 8;
     };
     // One entry of input/output blocks: a res block (or a down-sampler), optional transformer,
     // optional up-sampler.
@@ -39,14 +49,15 @@ class UNet {
     };
 
     Res load_res(const Checkpoint& ck, const std::string& p, int in, int out) const;
-    Transformer load_attn(const Checkpoint& ck, const std::string& p, int ch) const;
+    Transformer load_attn(const Checkpoint& ck, const std::string& p, int ch, int depth) const;
     void run_res(ThreadPool& pool, const Res& r, std::vector<float>& x, int H, int W,
                  const std::vector<float>& emb) const;
     void run_attn(ThreadPool& pool, const Transformer& a, std::vector<float>& x, int H, int W,
                   const std::vector<float>& ctx, int64_t Lc) const;
 
+    UNetConfig cfg_;
     int mc_ = 0, emb_dim_ = 0;
-    Linear time0_, time2_;
+    Linear time0_, time2_, label0_, label2_;
     Conv2d conv_in_, conv_out_;
     Norm out_norm_;
     std::vector<Block> in_, out_;
