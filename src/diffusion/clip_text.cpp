@@ -6,6 +6,16 @@ namespace duan::diffusion {
 
 ClipTextEncoder::ClipTextEncoder(const Checkpoint& ck) {
     // Most SD1 files use transformers' CLIPTextModel names (".text_model."); early ones lack it.
+    // SD 2.x (OpenCLIP ViT-H, cond_stage_model.model.*) and SDXL (conditioner.embedders.*): the
+    // UNet and VAE load (sd_config.h) but their text encoders are not implemented yet.
+    if (ck.has("cond_stage_model.model.token_embedding.weight"))
+        fail(ck.path(),
+             ": SD 2.x checkpoint (OpenCLIP ViT-H text encoder, "
+             "cond_stage_model.model.*): its text encoder is not supported yet");
+    if (ck.has("conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight"))
+        fail(ck.path(),
+             ": SDXL checkpoint (conditioner.embedders.*): its two text encoders are not "
+             "supported yet");
     std::string P = "cond_stage_model.transformer.text_model.";
     if (!ck.has(P + "embeddings.token_embedding.weight") &&
         ck.has("cond_stage_model.transformer.embeddings.token_embedding.weight"))
