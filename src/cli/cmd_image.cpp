@@ -41,7 +41,8 @@ int cmd_image(int argc, char** argv) {
     int steps = 20, width = 512, height = 512, threads = 0;
     float cfg = 7.0f, strength = 0.75f;
     app.add_option("-m,--model", model,
-                   "SD 1.x checkpoint (.safetensors, F32/F16/BF16); with --cloud --split vae, "
+                   "SD 1.x checkpoint: .safetensors (F32/F16/BF16), .gguf from `duan convert --sd` "
+                   "(F16/Q8_0/Q4_0/Q4_K), or a diffusers folder; with --cloud --split vae, "
                    "the device's checkpoint whose VAE decodes");
     app.add_option("-p,--prompt", prompt, "prompt")->required();
     app.add_option("-n,--negative-prompt", negative, "negative prompt");

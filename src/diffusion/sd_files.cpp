@@ -12,7 +12,9 @@ std::string find_clip_merges(const std::string& flag, const std::string& ckpt) {
     if (!flag.empty()) return flag;
     if (const char* e = std::getenv("DUAN_CLIP_MERGES"); e && *e) return e;
     const fs::path dir = fs::path(ckpt).parent_path();
-    for (const fs::path& p : {dir / "merges.txt", dir / "clip" / "merges.txt"})
+    // (a diffusers folder keeps it in tokenizer/merges.txt)
+    for (const fs::path& p : {dir / "merges.txt", dir / "clip" / "merges.txt",
+                              fs::path(ckpt) / "tokenizer" / "merges.txt"})
         if (fs::exists(p)) return p.string();
     fail(
         "CLIP tokenizer not found: SD checkpoints do not include it. Pass --clip-merges "
