@@ -77,6 +77,7 @@ TEST(SdGguf, TensorTypeRule) {
 // at 5.4e-3, the reference's F16 run at 7.7e-3; in brackets the first UNet eps):
 //   f16 6.4e-3 (1.5e-3) | q8_0 9.2e-2 (4.6e-2) | q8_0 with F16 convs 3.9e-2 (1.9e-2)
 //   q4_k 0.43 (0.17) | q4_0 0.53 (0.36)
+// Under DUAN_ISA=avx2 / scalar: q8_0 7.7e-2 / 7.8e-2, with F16 convs 3.9e-2 / 4.1e-2.
 // Q8_0 tolerance, derived: Q8_0 rounds each weight to amax/127 of its 32-block; for Gaussian
 // weights amax ≈ 2.1σ, so the RMS weight error is 2.1/(127·√12) ≈ 0.48% of σ, against F16's
 // 2^-11/√12 ≈ 0.014% -- about 34× -- (plus Q8_0 rounding of the activations). In the
