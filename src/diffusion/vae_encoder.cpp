@@ -31,14 +31,13 @@ VaeEncoder::Res VaeEncoder::load_res(const Checkpoint& ck, const std::string& p,
 VaeEncoder::VaeEncoder(const Checkpoint& ck) {
     const std::string ci_name = E + "conv_in.weight";
     if (!ck.has(ci_name))
-        fail(ck.file().path(), ": no VAE encoder ('", ci_name,
+        fail(ck.path(), ": no VAE encoder ('", ci_name,
              "' missing); img2img needs the checkpoint's first_stage_model.encoder");
-    const auto& ci = ck.file().get(ci_name);
+    const auto& ci = ck.get(ci_name);
     if (ci.shape.size() != 4 || ci.shape[1] != 3)
-        fail(ck.file().path(), ": '", ci.name, "' is not a 3-channel VAE encoder input conv");
+        fail(ck.path(), ": '", ci.name, "' is not a 3-channel VAE encoder input conv");
     ch_ = static_cast<int>(ci.shape[0]);
-    if (ch_ % 32 != 0)
-        fail(ck.file().path(), ": VAE encoder width ", ch_, " is not a multiple of 32");
+    if (ch_ % 32 != 0) fail(ck.path(), ": VAE encoder width ", ch_, " is not a multiple of 32");
     conv_in_ = ck.conv(E + "conv_in", 3, ch_, 3);
     int bin = ch_;
     for (int i = 0; i < 4; ++i) {
