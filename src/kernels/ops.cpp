@@ -66,7 +66,7 @@ void softmax(float* x, int64_t n, float scale) {
     }
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
-        x[i] = std::exp(x[i] - mx);
+        x[i] = exp_poly(x[i] - mx);
         sum += x[i];
     }
     const float inv = static_cast<float>(1.0 / sum);
