@@ -199,6 +199,25 @@ TEST(Attention, PvQuantBitIdenticalToDequantizeThenLoop) {
                 }
 }
 
+TEST(Attention, SwigluBitIdenticalToScalar) {
+    for (const AttnFns& f : levels()) {
+        (void)f;
+        for (int64_t n : {1, 7, 8, 9, 100, 4864}) {
+            std::vector<float> g(static_cast<size_t>(n)), u(g.size()), y(g.size()), ref(g.size());
+            for (int64_t i = 0; i < n; ++i) {
+                g[i] = (static_cast<float>(i % 97) - 48.0f) * 0.37f;
+                u[i] = std::cos(0.3f * static_cast<float>(i));
+            }
+            if (n > 3) g[2] = -120.0f, g[3] = 95.0f;  // exp over- and underflow
+            for (int64_t i = 0; i < n; ++i) ref[i] = g[i] / (1.0f + exp_poly(-g[i])) * u[i];
+            (f.isa == Isa::AVX2 ? avx2::swiglu_f32 : avx512vnni::swiglu_f32)(g.data(), u.data(),
+                                                                             y.data(), n);
+            for (int64_t i = 0; i < n; ++i)
+                ASSERT_EQ(f32_bits(y[i]), f32_bits(ref[i])) << f.name << " n=" << n << " i=" << i;
+        }
+    }
+}
+
 TEST(Attention, AxpyF32BitIdenticalToScalarLoop) {
     for (const AttnFns& f : levels())
         for (int64_t n : {1, 7, 8, 9, 64, 77}) {

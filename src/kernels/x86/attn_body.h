@@ -218,6 +218,18 @@ void attn_pv_f16(int64_t n, const float* p, const uint8_t* v, size_t stride, int
     for (; d + 8 <= n; d += 8) pv_block<1>(p, v + 2 * d, stride, n_kv, out + d);
 }
 
+void swiglu_f32(const float* g, const float* u, float* y, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_poly8(_mm256_xor_ps(gv, sign));
+        _mm256_storeu_ps(
+            y + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; ++i) y[i] = g[i] / (1.0f + exp_poly(-g[i])) * u[i];
+}
+
 void attn_axpy_f32(int64_t n, float a, const float* x, float* y) {
     const __m256 av = _mm256_set1_ps(a);
     int64_t i = 0;

@@ -1,4 +1,5 @@
-// Internal to kernels/: the x86 SIMD pieces of attend() (kernels/attention.cpp). One body
+// Internal to kernels/: the x86 SIMD pieces of attend() (kernels/attention.cpp) and of the other
+// exp_poly users (SwiGLU, kernels/ops.cpp). One body
 // (x86/attn_body.h, 256-bit AVX2+FMA+F16C intrinsics) is compiled twice, like the row kernels:
 // attn_avx2.cpp and attn_avx512.cpp (AVX-512 flags; selected with AVX512_VNNI, as the row kernels).
 //
@@ -31,7 +32,9 @@
                       float* out);                                                              \
     void attn_pv_q4_0(int64_t n, const float* p, const uint8_t* v, size_t stride, int64_t n_kv, \
                       float* out);                                                              \
-    void attn_axpy_f32(int64_t n, float a, const float* x, float* y);
+    void attn_axpy_f32(int64_t n, float a, const float* x, float* y);                           \
+    /* y = g / (1 + exp_poly(-g)) * u (SwiGLU), bit-identical to kernels::swiglu. */            \
+    void swiglu_f32(const float* g, const float* u, float* y, int64_t n);
 
 #if defined(__x86_64__)
 namespace duan::kernels::avx2 {
