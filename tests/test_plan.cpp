@@ -175,6 +175,8 @@ TEST(PlanSpeed, NaiveIsTheSpecSheetAndProfilesRoundTrip) {
     p.nominal_int8_gops = 1000;
     p.rates["q4_0"] = {25, 100};
     p.rates["f16"] = {40, 50};
+    p.pool_call_us = 2.5;
+    p.elem_ns = 0.75;
     const std::string path =
         (std::filesystem::temp_directory_path() / "duan_test_profile.json").string();
     save_profile(p, path);
@@ -186,6 +188,20 @@ TEST(PlanSpeed, NaiveIsTheSpecSheetAndProfilesRoundTrip) {
     const SpeedPlan cm = plan_speed(m, r, m1, q);
     EXPECT_TRUE(cm.calibrated);
     EXPECT_LT(cm.decode_tps, cm.naive_decode_tps);
+    EXPECT_DOUBLE_EQ(q.pool_call_us, 2.5);
+    EXPECT_DOUBLE_EQ(q.elem_ns, 0.75);
+    // The per-layer overhead adds exactly n_layer × (calls × latency + elements × ns) per token.
+    Profile q0 = q;
+    q0.pool_call_us = q0.elem_ns = 0;
+    const SpeedPlan c0 = plan_speed(m, r, m1, q0);
+    const double per_layer =
+        kPoolCallsPerLayer * 2.5e-6 + (kElemsPerEmbd * m.n_embd + kElemsPerFf * m.n_ff) * 0.75e-9;
+    EXPECT_NEAR(1 / cm.decode_tps - 1 / c0.decode_tps, m.n_layer * per_layer, 1e-12);
+    // Deeper contexts decode slower (KV reads and attention compute).
+    RunShape deep = r;
+    deep.n_ctx = 32768;
+    EXPECT_LT(plan_speed(m, deep, m1, q, 16384).decode_tps,
+              plan_speed(m, r, m1, q, 512).decode_tps);
     EXPECT_TRUE(load_profile("/nonexistent/duan/profile.json").empty());
 }
 

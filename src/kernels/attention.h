@@ -26,6 +26,7 @@ struct KVView {
 struct AttnScratch {
     std::vector<float> scores;    // n_kv
     std::vector<uint8_t> q_conv;  // the query in the K vec_dot type
+    std::vector<float> q_f32;     // head_dim (an F16 query widened for the SIMD QK)
     std::vector<float> v_row;     // head_dim (dequantized value row)
 };
 

@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "kernels/isa.h"
+#include "kernels/x86/x86_attn.h"
+
 namespace duan::kernels {
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
@@ -54,8 +57,26 @@ void rope(float* x, int64_t n_rot, int32_t pos, float freq_base, float freq_scal
     rope_apply(x, n_rot, c, s, neox);
 }
 
+namespace {
+using SwigluFn = void (*)(const float*, const float*, float*, int64_t);
+void swiglu_scalar(const float* g, const float* u, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = g[i] / (1.0f + exp_poly(-g[i])) * u[i];
+}
+SwigluFn pick_swiglu() {
+#if defined(__x86_64__)
+    const Isa isa = active_isa();
+    if (isa_supports(isa, Isa::AVX512_VNNI)) return avx512vnni::swiglu_f32;
+    if (isa_supports(isa, Isa::AVX2)) return avx2::swiglu_f32;
+#endif
+    return swiglu_scalar;
+}
+}  // namespace
+
+// exp_poly rather than std::exp: the SIMD version computes the same bits (one FFN layer of a
+// 0.5B model is 4864 of these per token; 512-token prefill, 2.5M per layer).
 void swiglu(const float* g, const float* u, float* y, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    static const SwigluFn fn = pick_swiglu();
+    fn(g, u, y, n);
 }
 
 void softmax(float* x, int64_t n, float scale) {
@@ -66,7 +87,7 @@ void softmax(float* x, int64_t n, float scale) {
     }
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
-        x[i] = std::exp(x[i] - mx);
+        x[i] = exp_poly(x[i] - mx);
         sum += x[i];
     }
     const float inv = static_cast<float>(1.0 / sum);

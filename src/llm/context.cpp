@@ -23,8 +23,7 @@ Context::Context(const Model& model, const ContextOptions& o)
     for (DType t : {kt_, vt_}) {
         const auto& info = dtype_info(t);
         if (hp_.head_dim % info.block_size != 0 || !kernels::can_quantize(t))
-            fail("KV cache type ", info.name, " cannot store heads of ", hp_.head_dim,
-                 " elements");
+            fail("KV cache type ", info.name, " cannot store heads of ", hp_.head_dim, " elements");
     }
     k_row_bytes_ = dtype_row_bytes(kt_, hp_.head_dim);
     v_row_bytes_ = dtype_row_bytes(vt_, hp_.head_dim);
@@ -36,11 +35,13 @@ Context::Context(const Model& model, const ContextOptions& o)
 }
 
 uint8_t* Context::k_row(int il, int seq, int pos, int head) {
-    const size_t r = ((static_cast<size_t>(il) * n_seq_ + seq) * n_ctx_ + pos) * hp_.n_head_kv + head;
+    const size_t r =
+        ((static_cast<size_t>(il) * n_seq_ + seq) * n_ctx_ + pos) * hp_.n_head_kv + head;
     return k_cache_.data() + r * k_row_bytes_;
 }
 uint8_t* Context::v_row(int il, int seq, int pos, int head) {
-    const size_t r = ((static_cast<size_t>(il) * n_seq_ + seq) * n_ctx_ + pos) * hp_.n_head_kv + head;
+    const size_t r =
+        ((static_cast<size_t>(il) * n_seq_ + seq) * n_ctx_ + pos) * hp_.n_head_kv + head;
     return v_cache_.data() + r * v_row_bytes_;
 }
 
@@ -52,7 +53,9 @@ void Context::truncate(int seq, int n) {
     if (seq < 0 || seq >= n_seq_) fail("sequence ", seq, " out of range [0, ", n_seq_, ")");
     seq_len_[seq] = std::clamp(n, 0, seq_len_[seq]);
 }
-void Context::clear_all() { std::fill(seq_len_.begin(), seq_len_.end(), 0); }
+void Context::clear_all() {
+    std::fill(seq_len_.begin(), seq_len_.end(), 0);
+}
 
 const std::vector<float>& Context::decode(const std::vector<BatchToken>& batch) {
     // Validate everything first so a bad batch leaves the cache untouched.
@@ -168,30 +171,32 @@ void Context::attention_layer(int il, const BatchToken* tok, int64_t n) {
                 kernels::rope_apply(q + h * HD, hp_.n_rot, c.data(), s.data(), neox);
             for (int64_t h = 0; h < NKV; ++h) {
                 kernels::rope_apply(k + h * HD, hp_.n_rot, c.data(), s.data(), neox);
-                kernels::quantize_activation_row(kt_, k + h * HD, k_row(il, tok[i].seq, tok[i].pos, h), HD);
-                kernels::quantize_activation_row(vt_, v + h * HD, v_row(il, tok[i].seq, tok[i].pos, h), HD);
+                kernels::quantize_activation_row(kt_, k + h * HD,
+                                                 k_row(il, tok[i].seq, tok[i].pos, h), HD);
+                kernels::quantize_activation_row(vt_, v + h * HD,
+                                                 v_row(il, tok[i].seq, tok[i].pos, h), HD);
             }
         }
     });
 
-    // One task per (token, head): each attends over its sequence's positions [0, pos].
+    // One task per (token, head), each over its sequence's positions [0, pos], claimed one at a
+    // time (a decode token: n_head tasks of equal size; a prefill ubatch: the last tokens attend
+    // over the most positions, so they are handed out first and the small ones fill the gaps).
     const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
     const int64_t group = NH / NKV;
-    pool_.run([&](int ith, int nth) {
+    pool_.parallel_tasks(n * NH, [&](int64_t task, int ith) {
         kernels::AttnScratch& sc = attn_scratch_[ith];
-        for (int64_t t = ith; t < n * NH; t += nth) {
-            const int64_t i = t / NH, h = t % NH;
-            const int64_t hk = h / group;
-            kernels::KVView kv;
-            kv.k = k_row(il, tok[i].seq, 0, static_cast<int>(hk));
-            kv.v = v_row(il, tok[i].seq, 0, static_cast<int>(hk));
-            kv.k_stride = NKV * k_row_bytes_;
-            kv.v_stride = NKV * v_row_bytes_;
-            kv.k_type = kt_;
-            kv.v_type = vt_;
-            kernels::attend(&q_[i * QD + h * HD], HD, kv, tok[i].pos + 1, scale,
-                            &attn_[i * QD + h * HD], sc);
-        }
+        const int64_t i = n - 1 - task / NH, h = task % NH;
+        const int64_t hk = h / group;
+        kernels::KVView kv;
+        kv.k = k_row(il, tok[i].seq, 0, static_cast<int>(hk));
+        kv.v = v_row(il, tok[i].seq, 0, static_cast<int>(hk));
+        kv.k_stride = NKV * k_row_bytes_;
+        kv.v_stride = NKV * v_row_bytes_;
+        kv.k_type = kt_;
+        kv.v_type = vt_;
+        kernels::attend(&q_[i * QD + h * HD], HD, kv, tok[i].pos + 1, scale,
+                        &attn_[i * QD + h * HD], sc);
     });
 }
 

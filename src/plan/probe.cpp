@@ -1,5 +1,7 @@
 #include "plan/probe.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 
 namespace duan::plan {
 
@@ -141,6 +144,63 @@ double measure_attention(ThreadPool& pool, int64_t head_dim, int64_t n_kv, DType
         ++calls;
     } while (now() < t_end || calls < 2);
     return 4.0 * head_dim * n_kv * per_thread * pool.size() / best;
+}
+
+double measure_pool_call_us(ThreadPool& pool) {
+    std::vector<float> x(4096, 1.0f);
+    std::vector<float> part(static_cast<size_t>(pool.size()) * 16);
+    const int calls = 3000;
+    std::vector<double> t(calls);
+    for (int c = 0; c < calls; ++c) {
+        const double t0 = now();
+        for (auto& v : x) v += 1.0f;  // the caller produced the activations
+        pool.run([&](int ith, int nth) {
+            const size_t b = x.size() * ith / nth, e = x.size() * (ith + 1) / nth;
+            float s = 0;
+            for (size_t i = b; i < e; ++i) s += x[i];
+            part[static_cast<size_t>(ith) * 16] = s;
+        });
+        t[c] = now() - t0;
+    }
+    std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
+    return t[calls / 2] * 1e6;
+}
+
+double measure_elem_ns() {
+    const int64_t n = 4096;
+    std::vector<float> g(n), u(n), y(n), w(n, 1.0f);
+    std::vector<uint8_t> q(dtype_row_bytes(DType::Q8_0, n));
+    for (int64_t i = 0; i < n; ++i) {
+        g[i] = std::sin(0.01f * static_cast<float>(i));
+        u[i] = std::cos(0.02f * static_cast<float>(i));
+    }
+    double best = 1e30;
+    for (int rep = 0; rep < 200; ++rep) {
+        const double t0 = now();
+        kernels::rms_norm(g.data(), w.data(), y.data(), n, 1e-6f);
+        kernels::swiglu(g.data(), u.data(), y.data(), n);
+        kernels::quantize_activation_row(DType::Q8_0, y.data(), q.data(), n);
+        best = std::min(best, now() - t0);
+    }
+    return best / (3.0 * n) * 1e9;
+}
+
+uint64_t llc_bytes() {
+    uint64_t best = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    const long sc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (sc > 0) best = static_cast<uint64_t>(sc);
+#endif
+    for (const char* idx : {"index3", "index2"}) {
+        std::ifstream f(std::string("/sys/devices/system/cpu/cpu0/cache/") + idx + "/size");
+        std::string v;
+        if (!(f >> v) || v.empty()) continue;
+        uint64_t b = std::strtoull(v.c_str(), nullptr, 10);
+        if (v.back() == 'K') b <<= 10;
+        if (v.back() == 'M') b <<= 20;
+        best = std::max(best, b);
+    }
+    return best ? best : 32ull << 20;
 }
 
 double cpu_max_ghz() {

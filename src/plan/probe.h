@@ -34,6 +34,17 @@ MatmulRate measure_matmul(DType type, int64_t m, int64_t k, int64_t n_rows, Thre
 double measure_attention(ThreadPool& pool, int64_t head_dim = 64, int64_t n_kv = 512,
                          DType cache = DType::F16, double seconds = 0.15);
 
+// Latency of one ThreadPool::run as a decode step issues it (microseconds): the caller writes a
+// 16 KiB activation row, every index reads its share; the median over many calls (wake-ups and
+// barriers matter, not the best case).
+double measure_pool_call_us(ThreadPool& pool);
+// Serial vector work per element (nanoseconds): rms_norm, SwiGLU and Q8_0 activation quantizing
+// over rows of 4096, as one thread of a decode step runs them.
+double measure_elem_ns();
+// Bytes of the last-level cache as this machine reports it (the largest of sysconf and sysfs; a
+// VM may report the host's); 32 MiB if unknown.
+uint64_t llc_bytes();
+
 // Nominal int8 peak of this CPU, 10^9 ops/s: threads × max clock (from /proc/cpuinfo) × int8
 // ops per cycle of the kernels' ISA (docs/DEVICES.md, "CPU int8 peaks").
 double nominal_cpu_int8_gops(int threads);

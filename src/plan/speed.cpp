@@ -1,5 +1,7 @@
 #include "plan/speed.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
@@ -60,9 +62,16 @@ Profile calibrate(int threads, void (*log)(const std::string&)) {
         log(buf);
     }
     const int64_t K = 2048;
+    // Decode streams weights from DRAM: the matrix must be several times the last-level cache
+    // (96 MB is not: some servers' L3 holds a third of it, and f16 then "beats" the bandwidth),
+    // but no more than 1 GiB nor an eighth of the RAM.
+    const uint64_t ram = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+    const uint64_t dram_bytes =
+        std::clamp<uint64_t>(4 * llc_bytes(), 96ull << 20, std::min<uint64_t>(1ull << 30, ram / 8));
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
-        // Decode: a matrix of ~96 MB, several times the last-level cache, one activation row.
-        const int64_t rows_dram = std::max<int64_t>(256, (96ll << 20) / dtype_row_bytes(t, K));
+        // Decode: one activation row against that matrix.
+        const int64_t rows_dram =
+            std::max<int64_t>(256, static_cast<int64_t>(dram_bytes / dtype_row_bytes(t, K)));
         const MatmulRate d = measure_matmul(t, 1, K, rows_dram, pool, 0.25);
         // Prefill: a 64-token batch against a cache-sized matrix (compute-bound).
         const MatmulRate f = measure_matmul(t, 64, K, 512, pool, 0.2);
@@ -79,9 +88,15 @@ Profile calibrate(int threads, void (*log)(const std::string&)) {
         }
     }
     p.attn_gops = measure_attention(pool) / 1e9;
+    p.pool_call_us = measure_pool_call_us(pool);
+    p.elem_ns = measure_elem_ns();
     if (log) {
         std::snprintf(buf, sizeof buf, "attention (f16 cache, 512 positions) %.1f Gop/s (eff %.3f)",
                       p.attn_gops, p.attn_eff());
+        log(buf);
+        std::snprintf(buf, sizeof buf,
+                      "pool call %.2f us; vector work %.2f ns/element (decode matrices %.0f MiB)",
+                      p.pool_call_us, p.elem_ns, dram_bytes / 1048576.0);
         log(buf);
     }
     std::time_t now = std::time(nullptr);
@@ -112,6 +127,8 @@ Profile load_profile(const std::string& path) {
         p.created = j.value("created", "");
         p.threads = j.value("threads", 0);
         p.attn_gops = j.value("attn_gops", 0.0);
+        p.pool_call_us = j.value("pool_call_us", 0.0);
+        p.elem_ns = j.value("elem_ns", 0.0);
         p.read_bw_gbs = j.at("read_bw_gbs").get<double>();
         p.nominal_int8_gops = j.at("nominal_int8_gops").get<double>();
         for (const auto& [k, v] : j.at("rates").items()) {
@@ -142,6 +159,8 @@ void save_profile(const Profile& p, const std::string& path) {
     j["read_bw_gbs"] = p.read_bw_gbs;
     j["nominal_int8_gops"] = p.nominal_int8_gops;
     j["attn_gops"] = p.attn_gops;
+    j["pool_call_us"] = p.pool_call_us;
+    j["elem_ns"] = p.elem_ns;
     for (const auto& [k, r] : p.rates)
         j["rates"][k] = {{"decode_gbs", r.decode_gbs},
                          {"prefill_gops", r.prefill_gops},
@@ -193,6 +212,10 @@ SpeedPlan plan_speed(const ModelShape& m, const RunShape& r, const Device& d, co
     // ... and computes 4·head_dim ops per cached position and query head.
     const double attn_tok = 4.0 * m.head_dim * m.n_head * m.n_layer * pos;
     if (!p.empty()) t_decode += attn_tok / (cpu * p.attn_eff());
+    // ... and per layer, the pool calls and the serial vector work (measured at calibration).
+    const double per_layer = kPoolCallsPerLayer * p.pool_call_us * 1e-6 +
+                             (kElemsPerEmbd * m.n_embd + kElemsPerFf * m.n_ff) * p.elem_ns * 1e-9;
+    t_decode += m.n_layer * per_layer;
     // Prefill attention: QK and PV over i+1 positions for token i, per head and layer.
     const double attn = 4.0 * m.head_dim * m.n_head * m.n_layer * P * (P + 1) / 2;
     flops += attn;

@@ -1,6 +1,8 @@
 // Speed model. Decode is memory-bound: time per token = bytes read per token / effective bandwidth
-// (every matrix once, plus the KV cache up to the current position). Prefill is compute-bound:
-// time = FLOPs / effective compute (2·params per token for the matrices, plus attention).
+// (every matrix once, plus the KV cache up to the current position), plus the attention compute
+// at that depth and a fixed per-layer cost (thread-pool calls, the serial vector work). Prefill is
+// compute-bound: time = FLOPs / effective compute (2·params per token for the matrices, plus
+// attention).
 //
 // "naive" uses the spec sheet as is: bandwidth = peak memory bandwidth, compute = headline INT8
 // TOPS (so comparing two devices gives the TOPS ratio). "calibrated" applies this machine's
@@ -29,7 +31,10 @@ struct Profile {
     double read_bw_gbs = 0;                 // measured
     double nominal_int8_gops = 0;           // this CPU's int8 peak (probe.h)
     std::map<std::string, TypeRate> rates;  // by weight type name
-    double attn_gops = 0;           // measured attend() throughput, f16 cache (0 = not measured)
+    double attn_gops = 0;  // measured attend() throughput, f16 cache (0 = not measured)
+    // Per-token costs outside the matrices (0 = not measured: profiles older than these fields).
+    double pool_call_us = 0;  // one ThreadPool::run of a decode step (publish, wake, barrier)
+    double elem_ns = 0;       // per element of the serial vector work (norms, SwiGLU, quantizing)
     bool empty() const { return rates.empty(); }
     // Efficiency for a type; types not measured use the closest measured one (f16 for float
     // types, q8_0 for the rest), else the defaults below.
@@ -42,12 +47,20 @@ struct Profile {
 constexpr double kDefaultDecodeEff = 0.6;
 constexpr double kDefaultPrefillEff = 0.3;
 
-// Runs the short benchmark (~3 s): read bandwidth, then per type a DRAM-sized M=1 matmul and an
-// M=64 matmul. `log` (may be null) gets one line per measurement.
+// Runs the short benchmark (~5 s): read bandwidth, then per type an M=1 matmul over a matrix
+// several times the last-level cache and an M=64 matmul, attention, the pool's call latency and the
+// vector work. `log` (may be null) gets one line per measurement.
 Profile calibrate(int threads, void (*log)(const std::string&) = nullptr);
 std::string default_profile_path();             // $DUAN_PROFILE, else ~/.cache/duan/profile.json
 Profile load_profile(const std::string& path);  // empty Profile if the file does not exist
 void save_profile(const Profile& p, const std::string& path);
+
+// Thread-pool calls per layer of a decode step (Context::eval_ubatch: wq, wo, gate, up, down and
+// attention; the small K/V projections run on the calling thread) and elements of serial vector
+// work per layer in units of n_embd and n_ff (2 norms, 2 residual adds, 5 activation rows
+// quantized; SwiGLU and the w_down activation row).
+constexpr double kPoolCallsPerLayer = 6;
+constexpr double kElemsPerEmbd = 9, kElemsPerFf = 2;
 
 struct SpeedPlan {
     double decode_bytes = 0;   // per token, at the middle of the answer
