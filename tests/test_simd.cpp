@@ -174,6 +174,50 @@ TEST(Simd, MatmulMatchesRowDots) {
     }
 }
 
+// Q8_0 prefill (the packed GEMM under AVX-512 VNNI) is bit-identical to the active ISA's row
+// kernel and to the scalar reference: every output sums its blocks in the reference's order.
+// Odd shapes: M, N and K/32 not multiples of the tiles (4 activation rows, 16 weight rows).
+TEST(Simd, Q8_0PrefillIsBitIdenticalToRowDots) {
+    ThreadPool pool(2);
+    struct Shape {
+        int64_t K, N, M;
+    };
+    const TypeKernels row = active_kernels(DType::Q8_0);
+    const TypeKernels ref = scalar_kernels(DType::Q8_0);
+    for (Shape sh : {Shape{32, 1, 4}, Shape{96, 17, 5}, Shape{224, 31, 7}, Shape{512, 70, 33},
+                     Shape{800, 203, 66}, Shape{2080, 45, 4}}) {
+        const size_t rb = dtype_row_bytes(DType::Q8_0, sh.K);
+        std::vector<uint8_t> wbytes(rb * sh.N);
+        for (int64_t r = 0; r < sh.N; ++r) {
+            const auto x = test_row(sh.K, static_cast<uint32_t>(r + 29), r % 5 == 3 ? 1 : 0);
+            quantize_row(DType::Q8_0, x.data(), wbytes.data() + r * rb, sh.K);
+        }
+        Weight W{DType::Q8_0, sh.K, sh.N, rb, wbytes.data()};
+        std::vector<float> x(static_cast<size_t>(sh.M * sh.K));
+        for (int64_t m = 0; m < sh.M; ++m) {
+            const auto r = test_row(sh.K, static_cast<uint32_t>(900 + m), m % 7 == 2 ? 1 : 0);
+            std::copy(r.begin(), r.end(), x.begin() + m * sh.K);
+        }
+        std::vector<float> y(static_cast<size_t>(sh.M * sh.N), -1.0f);
+        matmul(W, x.data(), sh.M, y.data(), pool);
+        std::vector<uint8_t> act(dtype_row_bytes(DType::Q8_0, sh.K));
+        for (int64_t m = 0; m < sh.M; ++m) {
+            scalar_kernels(DType::Q8_0).quantize(x.data() + m * sh.K, act.data(), sh.K);
+            for (int64_t r = 0; r < sh.N; ++r) {
+                const float e = row.vec_dot(sh.K, wbytes.data() + r * rb, act.data());
+                const float s = ref.vec_dot(sh.K, wbytes.data() + r * rb, act.data());
+                const float g = y[m * sh.N + r];
+                ASSERT_EQ(std::memcmp(&g, &e, 4), 0)
+                    << "K=" << sh.K << " N=" << sh.N << " M=" << sh.M << " m=" << m << " r=" << r
+                    << ": " << g << " vs row kernel " << e;
+                ASSERT_EQ(std::memcmp(&g, &s, 4), 0)
+                    << "K=" << sh.K << " N=" << sh.N << " M=" << sh.M << " m=" << m << " r=" << r
+                    << ": " << g << " vs scalar " << s;
+            }
+        }
+    }
+}
+
 // attend() against the plain reference: F16 query dot, softmax over all scores, probabilities
 // rounded to F16, F16 values.
 TEST(Simd, AttentionMatchesReference) {

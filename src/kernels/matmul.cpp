@@ -18,6 +18,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -63,6 +64,10 @@ std::vector<uint8_t>& gemm_act_buffer() {
     thread_local std::vector<uint8_t> buf;
     return buf;
 }
+std::vector<uint8_t>& gemm_q8_panel_buffer() {
+    thread_local std::vector<uint8_t> buf;
+    return buf;
+}
 std::vector<GemmWeightBlock>& gemm_panel_buffer() {
     thread_local std::vector<GemmWeightBlock> buf;
     return buf;
@@ -71,10 +76,7 @@ std::vector<GemmWeightBlock>& gemm_panel_buffer() {
 bool use_gemm(DType t, int64_t M) {
 #if defined(__x86_64__)
     return M >= 4 &&
-           // Q8_0 stays on the row kernels, whose per-block float accumulation is the
-           // reference's (8 lanes of 4 products, FMA per block, the same horizontal sum):
-           // the golden logits show that order matters once errors compound over positions.
-           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K) &&
+           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q8_0) &&
            isa_supports(active_isa(), Isa::AVX512_VNNI);
 #else
     (void)t;
@@ -100,6 +102,29 @@ void matmul_gemm(const Weight& W, const uint8_t* act, size_t act_row_bytes, int6
                                      gact + static_cast<size_t>(m) * gact_stride);
 
     const int64_t n_panels = (N + 15) / 16;
+    if (W.type == DType::Q8_0) {
+        // Bit-identical to the row kernels (x86_gemm.h): weight pairs × activation rows, the
+        // outputs written straight into y.
+        static_assert(kGemmQ8Rows == 16);
+        auto q8_panels = [&](int64_t p0, int64_t p1) {
+            std::vector<uint8_t>& buf = gemm_q8_panel_buffer();
+            const size_t bytes = static_cast<size_t>(nb) * (kGemmQ8Rows / 2) * sizeof(GemmQ8Pair);
+            if (buf.size() < bytes + 64) buf.resize(bytes + 64);
+            void* panel = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) &
+                                                  ~static_cast<uintptr_t>(63));
+            for (int64_t p = p0; p < p1; ++p) {
+                const int64_t n0 = p * 16, rows = std::min<int64_t>(16, N - n0);
+                avx512vnni::gemm_q8_0_pack(W.row(n0), W.row_bytes, rows, K, panel);
+                avx512vnni::gemm_q8_0(K, panel, gact, gact_stride, M, rows, y + n0,
+                                      static_cast<size_t>(N));
+            }
+        };
+        if (!threaded)
+            q8_panels(0, n_panels);
+        else
+            pool.parallel_for(n_panels, q8_panels);
+        return;
+    }
     constexpr int64_t kActChunk = 64;  // activation rows per kernel sweep (out tile 64×16 floats)
     auto panels = [&](int64_t p0, int64_t p1) {
         std::vector<GemmWeightBlock>& panel = gemm_panel_buffer();
@@ -160,7 +185,7 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
             buf.resize(act_row_bytes * static_cast<size_t>(M));
         uint8_t* dst = buf.data();
         const QuantizeFn quant = active_kernels(at).quantize_act ? active_kernels(at).quantize_act
-                                                                   : active_kernels(at).quantize;
+                                                                 : active_kernels(at).quantize;
         auto quantize_rows = [&](int64_t m0, int64_t m1) {
             for (int64_t m = m0; m < m1; ++m)
                 quant(x + m * K, dst + static_cast<size_t>(m) * act_row_bytes, K);

@@ -27,6 +27,16 @@ struct alignas(64) GemmWeightBlock {
     int8_t q[8][64];
 };
 
+// Q8_0 GEMM (gemm_q8_0_avx512.cpp): block b of weight rows 2p and 2p+1 side by side, so one zmm
+// carries both rows' 8 reference float lanes. A panel is kGemmQ8Rows rows: K/32 × kGemmQ8Rows/2
+// pairs, block-major.
+constexpr int kGemmQ8Rows = 16;
+struct alignas(64) GemmQ8Pair {
+    int8_t q[64];          // lanes 0..7: row 2p's 32 quants, lanes 8..15: row 2p+1's
+    int32_t neg_corr[16];  // -128 * (sum of the lane's 4 quants)
+    float d[16];           // row 2p's scale ×8, row 2p+1's ×8
+};
+
 #if defined(__x86_64__)
 namespace avx512vnni {
 // K elements of one Q8_0 or Q8_K activation row -> K/32 GemmActBlocks.
@@ -39,6 +49,14 @@ void gemm_pack16(DType t, const void* w, size_t stride, int64_t rows, int64_t K,
 // K/32 GemmActBlocks, act_stride bytes apart.
 void gemm_16xn(DType t, int64_t K, const void* packed, const void* act, size_t act_stride,
                int64_t n_act, float* out);
+// Rows [0, rows) (rows <= kGemmQ8Rows; missing rows are zero) of Q8_0 weights, `stride` bytes
+// apart -> a panel of K/32 × kGemmQ8Rows/2 GemmQ8Pairs.
+void gemm_q8_0_pack(const void* w, size_t stride, int64_t rows, int64_t K, void* dst);
+// y[a*ldy + r] = dot(weight row r, activation row a) for r < rows, a < n_act, bit-identical to
+// vec_dot_q8_0_q8_0 (same lanes, same FMA per block, same horizontal sum). `act` holds n_act rows
+// of K/32 GemmActBlocks (from a Q8_0 row), act_stride bytes apart.
+void gemm_q8_0(int64_t K, const void* packed, const void* act, size_t act_stride, int64_t n_act,
+               int64_t rows, float* y, size_t ldy);
 }  // namespace avx512vnni
 #endif
 
