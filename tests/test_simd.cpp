@@ -84,8 +84,33 @@ TEST(Simd, ActivationQuantizersAreByteIdentical) {
                     simd.quantize(x.data(), b.data(), n);
                     EXPECT_EQ(a, b) << isa_name(isa) << " " << dtype_info(t).name << " n=" << n
                                     << " kind=" << kind;
+                    if (ref.quantize_act) {  // the activation form (halves to even)
+                        ASSERT_TRUE(simd.quantize_act);
+                        ref.quantize_act(x.data(), a.data(), n);
+                        simd.quantize_act(x.data(), b.data(), n);
+                        EXPECT_EQ(a, b) << isa_name(isa) << " " << dtype_info(t).name
+                                        << " (activation form) n=" << n << " kind=" << kind;
+                    }
                 }
             }
+        }
+    }
+}
+
+// Exact ties for the activation quantizers: amax = 127 makes id = 1, so x.5 stays a tie.
+TEST(Simd, ActivationQuantizersRoundTiesToEven) {
+    std::vector<float> x(96);
+    for (size_t i = 0; i < x.size(); ++i)
+        x[i] = (i % 32 == 0) ? 127.0f : static_cast<float>(static_cast<int>(i % 9) - 4) + 0.5f;
+    for (Isa isa : simd_levels()) {
+        for (DType t : {DType::Q8_0, DType::Q8_1}) {
+            const TypeKernels ref = scalar_kernels(t);
+            const TypeKernels simd = kernels_for(t, isa);
+            ASSERT_TRUE(ref.quantize_act && simd.quantize_act);
+            std::vector<uint8_t> a(dtype_row_bytes(t, 96)), b(a.size());
+            ref.quantize_act(x.data(), a.data(), 96);
+            simd.quantize_act(x.data(), b.data(), 96);
+            EXPECT_EQ(a, b) << isa_name(isa) << " " << dtype_info(t).name;
         }
     }
 }

@@ -123,9 +123,11 @@ TypeKernels kernels_for(DType t, Isa isa) {
             case DType::Q8_0:
                 k.vec_dot = DUAN_PICK(vec_dot_q8_0_q8_0);
                 k.quantize = DUAN_PICK(quantize_q8_0);
+                k.quantize_act = DUAN_PICK(quantize_q8_0_act);
                 break;
             case DType::Q8_1:
                 k.quantize = DUAN_PICK(quantize_q8_1);
+                k.quantize_act = DUAN_PICK(quantize_q8_1_act);
                 break;
             case DType::Q2_K:
                 k.vec_dot = DUAN_PICK(vec_dot_q2_K_q8_K);

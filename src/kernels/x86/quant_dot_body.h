@@ -115,6 +115,8 @@ inline float hmax_ps(__m256 v) {
 }
 
 // Q8_0/Q8_1 block: d = amax/127, q = roundf(x/d) as the scalar quantizer. Returns sum(q).
+// kTiesEven: the activation form (scalar quantize_block_q8<true>): id = 127/amax, halves to even.
+template <bool kTiesEven = false>
 inline int quantize_block_q8(const float* x, int8_t* qs, float* d_out) {
     __m256 v[4];
     __m256 mx = _mm256_setzero_ps();
@@ -124,10 +126,15 @@ inline int quantize_block_q8(const float* x, int8_t* qs, float* d_out) {
     }
     const float amax = hmax_ps(mx);
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id =
+        kTiesEven ? (amax != 0.0f ? 127.0f / amax : 0.0f) : (d != 0.0f ? 1.0f / d : 0.0f);
     const __m256 idv = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v[k], idv)));
+    for (int k = 0; k < 4; ++k) {
+        const __m256 p = _mm256_mul_ps(v[k], idv);
+        q[k] = kTiesEven ? _mm256_cvtps_epi32(p)  // MXCSR default: round to nearest even
+                         : _mm256_cvttps_epi32(round_away(p));
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), pack_i32_to_i8(q[0], q[1], q[2], q[3]));
     *d_out = d;
     return hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
@@ -416,6 +423,25 @@ void quantize_q8_0(const float* src, void* dst, int64_t n) {
         float d;
         quantize_block_q8(src, b[i].qs, &d);
         b[i].d = fp32_to_fp16(d);
+    }
+}
+
+void quantize_q8_0_act(const float* src, void* dst, int64_t n) {
+    auto* b = static_cast<block_q8_0*>(dst);
+    for (int64_t i = 0; i < n / QK8_0; ++i, src += QK8_0) {
+        float d;
+        quantize_block_q8<true>(src, b[i].qs, &d);
+        b[i].d = fp32_to_fp16(d);
+    }
+}
+
+void quantize_q8_1_act(const float* src, void* dst, int64_t n) {
+    auto* b = static_cast<block_q8_1*>(dst);
+    for (int64_t i = 0; i < n / QK8_1; ++i, src += QK8_1) {
+        float d;
+        const int sum = quantize_block_q8<true>(src, b[i].qs, &d);
+        b[i].d = fp32_to_fp16(d);
+        b[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
     }
 }
 

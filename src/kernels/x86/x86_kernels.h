@@ -28,6 +28,9 @@
     void quantize_f16(const float* src, void* dst, int64_t n);                                     \
     void quantize_q8_0(const float* src, void* dst, int64_t n);                                    \
     void quantize_q8_1(const float* src, void* dst, int64_t n);                                    \
+    /* activation forms: id = 127/amax, halves to even (scalar quantize_q8_*_act) */               \
+    void quantize_q8_0_act(const float* src, void* dst, int64_t n);                                \
+    void quantize_q8_1_act(const float* src, void* dst, int64_t n);                                \
     void quantize_q8_K(const float* src, void* dst, int64_t n);                                    \
     /* 4 weight rows (w, w + stride, ...) times one activation row: out[0..3]. */                  \
     void vec_dot4_q4_0_q8_0(int64_t n, const void* w, size_t stride, const void* act, float* out); \
