@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -199,25 +200,23 @@ TEST(Simd, MatmulMatchesRowDots) {
     }
 }
 
-// Q8_0 prefill (the packed GEMM under AVX-512 VNNI) is bit-identical to the active ISA's row
-// kernel and to the scalar reference: every output sums its blocks in the reference's order.
-// Odd shapes: M, N and K/32 not multiples of the tiles (4 activation rows, 16 weight rows).
-TEST(Simd, Q8_0PrefillIsBitIdenticalToRowDots) {
-    ThreadPool pool(2);
+// Prefill output (y = x W^T through matmul) against row dots of the active ISA and of the scalar
+// reference, bit for bit.
+void expect_prefill_bit_identical(DType t, int64_t K, int64_t N, int64_t M, ThreadPool& pool) {
+    const TypeKernels row = active_kernels(t);
+    const TypeKernels ref = scalar_kernels(t);
+    const DType at = ref.vec_dot_type;
     struct Shape {
         int64_t K, N, M;
-    };
-    const TypeKernels row = active_kernels(DType::Q8_0);
-    const TypeKernels ref = scalar_kernels(DType::Q8_0);
-    for (Shape sh : {Shape{32, 1, 4}, Shape{96, 17, 5}, Shape{224, 31, 7}, Shape{512, 70, 33},
-                     Shape{800, 203, 66}, Shape{2080, 45, 4}}) {
-        const size_t rb = dtype_row_bytes(DType::Q8_0, sh.K);
+    } sh{K, N, M};
+    {
+        const size_t rb = dtype_row_bytes(t, sh.K);
         std::vector<uint8_t> wbytes(rb * sh.N);
         for (int64_t r = 0; r < sh.N; ++r) {
             const auto x = test_row(sh.K, static_cast<uint32_t>(r + 29), r % 5 == 3 ? 1 : 0);
-            quantize_row(DType::Q8_0, x.data(), wbytes.data() + r * rb, sh.K);
+            quantize_row(t, x.data(), wbytes.data() + r * rb, sh.K);
         }
-        Weight W{DType::Q8_0, sh.K, sh.N, rb, wbytes.data()};
+        Weight W{t, sh.K, sh.N, rb, wbytes.data()};
         std::vector<float> x(static_cast<size_t>(sh.M * sh.K));
         for (int64_t m = 0; m < sh.M; ++m) {
             const auto r = test_row(sh.K, static_cast<uint32_t>(900 + m), m % 7 == 2 ? 1 : 0);
@@ -225,22 +224,44 @@ TEST(Simd, Q8_0PrefillIsBitIdenticalToRowDots) {
         }
         std::vector<float> y(static_cast<size_t>(sh.M * sh.N), -1.0f);
         matmul(W, x.data(), sh.M, y.data(), pool);
-        std::vector<uint8_t> act(dtype_row_bytes(DType::Q8_0, sh.K));
+        std::vector<uint8_t> act(dtype_row_bytes(at, sh.K));
+        const TypeKernels ak = scalar_kernels(at);
         for (int64_t m = 0; m < sh.M; ++m) {
-            scalar_kernels(DType::Q8_0).quantize(x.data() + m * sh.K, act.data(), sh.K);
+            (ak.quantize_act ? ak.quantize_act : ak.quantize)(x.data() + m * sh.K, act.data(),
+                                                              sh.K);
             for (int64_t r = 0; r < sh.N; ++r) {
                 const float e = row.vec_dot(sh.K, wbytes.data() + r * rb, act.data());
                 const float s = ref.vec_dot(sh.K, wbytes.data() + r * rb, act.data());
                 const float g = y[m * sh.N + r];
                 ASSERT_EQ(std::memcmp(&g, &e, 4), 0)
-                    << "K=" << sh.K << " N=" << sh.N << " M=" << sh.M << " m=" << m << " r=" << r
-                    << ": " << g << " vs row kernel " << e;
+                    << dtype_info(t).name << " K=" << sh.K << " N=" << sh.N << " M=" << sh.M
+                    << " m=" << m << " r=" << r << ": " << g << " vs row kernel " << e;
                 ASSERT_EQ(std::memcmp(&g, &s, 4), 0)
-                    << "K=" << sh.K << " N=" << sh.N << " M=" << sh.M << " m=" << m << " r=" << r
-                    << ": " << g << " vs scalar " << s;
+                    << dtype_info(t).name << " K=" << sh.K << " N=" << sh.N << " M=" << sh.M
+                    << " m=" << m << " r=" << r << ": " << g << " vs scalar " << s;
             }
         }
     }
+}
+
+// Q8_0 and Q6_K prefill (packed GEMMs under AVX-512 VNNI) are bit-identical to the active ISA's
+// row kernel and to the scalar reference: every output sums in the reference's order. Odd shapes:
+// M, N and K/32 not multiples of the tiles (4 or 8 activation rows, 16 weight rows).
+TEST(Simd, PrefillIsBitIdenticalToRowDots) {
+    ThreadPool pool(2);
+    for (auto [K, N, M] : {std::array<int64_t, 3>{32, 1, 4},
+                           {96, 17, 5},
+                           {224, 31, 7},
+                           {512, 70, 33},
+                           {800, 203, 66},
+                           {2080, 45, 4}})
+        expect_prefill_bit_identical(DType::Q8_0, K, N, M, pool);
+    for (auto [K, N, M] : {std::array<int64_t, 3>{256, 1, 4},
+                           {256, 17, 5},
+                           {768, 31, 13},
+                           {1280, 70, 33},
+                           {512, 203, 9}})
+        expect_prefill_bit_identical(DType::Q6_K, K, N, M, pool);
 }
 
 // attend() against the plain reference: F16 query dot, softmax over all scores, probabilities

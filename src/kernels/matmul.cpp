@@ -76,7 +76,8 @@ std::vector<GemmWeightBlock>& gemm_panel_buffer() {
 bool use_gemm(DType t, int64_t M) {
 #if defined(__x86_64__)
     return M >= 4 &&
-           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q8_0) &&
+           (t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q8_0 ||
+            t == DType::Q6_K) &&
            isa_supports(active_isa(), Isa::AVX512_VNNI);
 #else
     (void)t;
@@ -123,6 +124,27 @@ void matmul_gemm(const Weight& W, const uint8_t* act, size_t act_row_bytes, int6
             q8_panels(0, n_panels);
         else
             pool.parallel_for(n_panels, q8_panels);
+        return;
+    }
+    if (W.type == DType::Q6_K) {
+        // Bit-identical to the row kernels (x86_gemm.h): exact super-block integer sums.
+        auto q6_panels = [&](int64_t p0, int64_t p1) {
+            std::vector<uint8_t>& buf = gemm_q8_panel_buffer();
+            const size_t bytes = static_cast<size_t>(K / 256) * sizeof(GemmQ6KBlock);
+            if (buf.size() < bytes + 64) buf.resize(bytes + 64);
+            void* panel = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) &
+                                                  ~static_cast<uintptr_t>(63));
+            for (int64_t p = p0; p < p1; ++p) {
+                const int64_t n0 = p * 16, rows = std::min<int64_t>(16, N - n0);
+                avx512vnni::gemm_q6_k_pack(W.row(n0), W.row_bytes, rows, K, panel);
+                avx512vnni::gemm_q6_k(K, panel, gact, gact_stride, M, rows, y + n0,
+                                      static_cast<size_t>(N));
+            }
+        };
+        if (!threaded)
+            q6_panels(0, n_panels);
+        else
+            pool.parallel_for(n_panels, q6_panels);
         return;
     }
     constexpr int64_t kActChunk = 64;  // activation rows per kernel sweep (out tile 64×16 floats)

@@ -37,6 +37,17 @@ struct alignas(64) GemmQ8Pair {
     float d[16];           // row 2p's scale ×8, row 2p+1's ×8
 };
 
+// Q6_K GEMM (gemm_q6_k_avx512.cpp): one 256-element super-block of 16 weight rows. q[k] holds
+// elements 4k..4k+3 of row r (as q - 32, s8) at bytes 4r..4r+3; scale[j][r] row r's sub-block j
+// scale; corr[r] = sum_j scale_j * (-128 * sum of sub-block j's quants) (the +128 activation
+// offset); d the row scales.
+struct alignas(64) GemmQ6KBlock {
+    int8_t q[64][64];
+    int32_t scale[16][16];
+    int32_t corr[16];
+    float d[16];
+};
+
 #if defined(__x86_64__)
 namespace avx512vnni {
 // K elements of one Q8_0 or Q8_K activation row -> K/32 GemmActBlocks.
@@ -56,6 +67,12 @@ void gemm_q8_0_pack(const void* w, size_t stride, int64_t rows, int64_t K, void*
 // vec_dot_q8_0_q8_0 (same lanes, same FMA per block, same horizontal sum). `act` holds n_act rows
 // of K/32 GemmActBlocks (from a Q8_0 row), act_stride bytes apart.
 void gemm_q8_0(int64_t K, const void* packed, const void* act, size_t act_stride, int64_t n_act,
+               int64_t rows, float* y, size_t ldy);
+// Rows [0, rows) (rows <= 16; missing rows are zero) of Q6_K weights -> K/256 GemmQ6KBlocks.
+void gemm_q6_k_pack(const void* w, size_t stride, int64_t rows, int64_t K, void* dst);
+// y[a*ldy + r] = dot(weight row r, activation row a) for r < rows, a < n_act, bit-identical to
+// vec_dot_q6_K_q8_K. `act` holds n_act rows of K/32 GemmActBlocks (from Q8_K rows).
+void gemm_q6_k(int64_t K, const void* packed, const void* act, size_t act_stride, int64_t n_act,
                int64_t rows, float* y, size_t ldy);
 }  // namespace avx512vnni
 #endif
