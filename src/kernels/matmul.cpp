@@ -147,23 +147,14 @@ void matmul_gemm(const Weight& W, const uint8_t* act, size_t act_row_bytes, int6
             pool.parallel_for(n_panels, q6_panels);
         return;
     }
-    constexpr int64_t kActChunk = 64;  // activation rows per kernel sweep (out tile 64×16 floats)
     auto panels = [&](int64_t p0, int64_t p1) {
         std::vector<GemmWeightBlock>& panel = gemm_panel_buffer();
         if (panel.size() < static_cast<size_t>(nb)) panel.resize(static_cast<size_t>(nb));
-        alignas(64) float tile[kActChunk * 16];
         for (int64_t p = p0; p < p1; ++p) {
             const int64_t n0 = p * 16, rows = std::min<int64_t>(16, N - n0);
             avx512vnni::gemm_pack16(W.type, W.row(n0), W.row_bytes, rows, K, panel.data());
-            for (int64_t m0 = 0; m0 < M; m0 += kActChunk) {
-                const int64_t ma = std::min<int64_t>(kActChunk, M - m0);
-                avx512vnni::gemm_16xn(W.type, K, panel.data(),
-                                      gact + static_cast<size_t>(m0) * gact_stride, gact_stride, ma,
-                                      tile);
-                for (int64_t a = 0; a < ma; ++a)
-                    std::memcpy(y + (m0 + a) * N + n0, tile + 16 * a,
-                                static_cast<size_t>(rows) * sizeof(float));
-            }
+            avx512vnni::gemm_16xn(W.type, K, panel.data(), gact, gact_stride, M, rows, y + n0,
+                                  static_cast<size_t>(N));
         }
     };
     if (!threaded) {

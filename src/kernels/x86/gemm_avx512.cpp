@@ -15,6 +15,7 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -104,7 +105,7 @@ void gemm_pack16(DType t, const void* w, size_t stride, int64_t rows, int64_t K,
     auto* out = static_cast<GemmWeightBlock*>(dst);
     const int64_t nb = K / 32;
     const auto* base = static_cast<const uint8_t*>(w);
-    const __m256i ones = _mm256_set1_epi8(1);
+    const __m512i u128 = _mm512_set1_epi8(static_cast<char>(0x80));
     for (int64_t b = 0; b < nb; ++b) {
         GemmWeightBlock& o = out[b];
         alignas(32) int32_t v[16][8];  // row r: its 32 quants as 8 groups of 4 bytes
@@ -113,24 +114,21 @@ void gemm_pack16(DType t, const void* w, size_t stride, int64_t rows, int64_t K,
             float d = 0.0f, m = 0.0f;
             if (r < rows) q = block_s8(t, base + r * stride, b, &d, &m);
             _mm256_store_si256(reinterpret_cast<__m256i*>(v[r]), q);
-            // sum of the signed quants: (1 * q) pairs, then pairs of pairs
-            const __m256i s16 = _mm256_maddubs_epi16(ones, q);
-            const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
-            __m128i s =
-                _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
             o.d[r] = d;
             o.m[r] = m;
-            o.neg_corr[r] = -128 * _mm_cvtsi128_si32(s);
         }
-        // transpose 16 rows x 8 groups of 4 bytes -> q[k] = group k of every row
+        // transpose 16 rows x 8 groups of 4 bytes -> q[k] = group k of every row; the offset
+        // correction -128 * sum(q) per row (lane) from the transposed groups.
         const __m512i idx =
             _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
-        for (int k = 0; k < 8; ++k)
-            _mm512_storeu_si512(
-                o.q[k],
-                _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(k)), &v[0][0], 4));
+        __m512i s128 = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+            const __m512i g =
+                _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(k)), &v[0][0], 4);
+            _mm512_store_si512(o.q[k], g);
+            s128 = _mm512_dpbusd_epi32(s128, u128, g);
+        }
+        _mm512_store_si512(o.neg_corr, _mm512_sub_epi32(_mm512_setzero_si512(), s128));
     }
 }
 
@@ -138,8 +136,8 @@ namespace {
 
 // NA activation rows × 16 packed weight rows: out[a*16 + r].
 template <int NA, bool MINS>
-inline void kernel(int64_t nb, const GemmWeightBlock* w, const GemmActBlock* const* act,
-                   float* out) {
+inline void kernel(int64_t nb, const GemmWeightBlock* w, const GemmActBlock* const* act, float* out,
+                   size_t ldy, __mmask16 rows) {
     __m512 acc[NA];
     for (int a = 0; a < NA; ++a) acc[a] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
@@ -165,7 +163,7 @@ inline void kernel(int64_t nb, const GemmWeightBlock* w, const GemmActBlock* con
                 acc[a] = _mm512_fnmadd_ps(mx, _mm512_set1_ps(act[a][b].s), acc[a]);
         }
     }
-    for (int a = 0; a < NA; ++a) _mm512_storeu_ps(out + 16 * a, acc[a]);
+    for (int a = 0; a < NA; ++a) _mm512_mask_storeu_ps(out + a * ldy, rows, acc[a]);
 }
 
 }  // namespace
@@ -173,35 +171,36 @@ inline void kernel(int64_t nb, const GemmWeightBlock* w, const GemmActBlock* con
 namespace {
 template <bool MINS>
 void gemm_16xn_impl(int64_t K, const void* packed, const void* act, size_t act_stride,
-                    int64_t n_act, float* out) {
+                    int64_t n_act, int64_t n_rows, float* out, size_t ldy) {
+    const auto rows = static_cast<__mmask16>((1u << std::min<int64_t>(n_rows, 16)) - 1u);
     const auto* w = static_cast<const GemmWeightBlock*>(packed);
     const auto* a8 = static_cast<const uint8_t*>(act);
     const int64_t nb = K / 32;
-    const GemmActBlock* rows[8];
+    const GemmActBlock* rp[8];
     int64_t a = 0;
     for (; a + 8 <= n_act; a += 8) {
         for (int i = 0; i < 8; ++i)
-            rows[i] = reinterpret_cast<const GemmActBlock*>(a8 + (a + i) * act_stride);
-        kernel<8, MINS>(nb, w, rows, out + 16 * a);
+            rp[i] = reinterpret_cast<const GemmActBlock*>(a8 + (a + i) * act_stride);
+        kernel<8, MINS>(nb, w, rp, out + a * ldy, ldy, rows);
     }
     for (; a + 4 <= n_act; a += 4) {
         for (int i = 0; i < 4; ++i)
-            rows[i] = reinterpret_cast<const GemmActBlock*>(a8 + (a + i) * act_stride);
-        kernel<4, MINS>(nb, w, rows, out + 16 * a);
+            rp[i] = reinterpret_cast<const GemmActBlock*>(a8 + (a + i) * act_stride);
+        kernel<4, MINS>(nb, w, rp, out + a * ldy, ldy, rows);
     }
     for (; a < n_act; ++a) {
-        rows[0] = reinterpret_cast<const GemmActBlock*>(a8 + a * act_stride);
-        kernel<1, MINS>(nb, w, rows, out + 16 * a);
+        rp[0] = reinterpret_cast<const GemmActBlock*>(a8 + a * act_stride);
+        kernel<1, MINS>(nb, w, rp, out + a * ldy, ldy, rows);
     }
 }
 }  // namespace
 
 void gemm_16xn(DType t, int64_t K, const void* packed, const void* act, size_t act_stride,
-               int64_t n_act, float* out) {
+               int64_t n_act, int64_t rows, float* out, size_t ldy) {
     if (t == DType::Q4_K)
-        gemm_16xn_impl<true>(K, packed, act, act_stride, n_act, out);
+        gemm_16xn_impl<true>(K, packed, act, act_stride, n_act, rows, out, ldy);
     else
-        gemm_16xn_impl<false>(K, packed, act, act_stride, n_act, out);
+        gemm_16xn_impl<false>(K, packed, act, act_stride, n_act, rows, out, ldy);
 }
 
 }  // namespace duan::kernels::avx512vnni

@@ -56,10 +56,10 @@ void gemm_prepare_act(DType act_type, const void* src, int64_t K, void* dst);
 // sub-block of 32 becomes one block: scale d*sc, min coefficient dmin*m), `stride` bytes
 // apart -> K/32 GemmWeightBlocks.
 void gemm_pack16(DType t, const void* w, size_t stride, int64_t rows, int64_t K, void* dst);
-// out[a*16 + r] = dot(weight row r, activation row a) for a < n_act: `act` holds n_act rows of
-// K/32 GemmActBlocks, act_stride bytes apart.
+// out[a*ldy + r] = dot(weight row r, activation row a) for a < n_act, r < rows: `act` holds
+// n_act rows of K/32 GemmActBlocks, act_stride bytes apart.
 void gemm_16xn(DType t, int64_t K, const void* packed, const void* act, size_t act_stride,
-               int64_t n_act, float* out);
+               int64_t n_act, int64_t rows, float* out, size_t ldy);
 // Rows [0, rows) (rows <= kGemmQ8Rows; missing rows are zero) of Q8_0 weights, `stride` bytes
 // apart -> a panel of K/32 × kGemmQ8Rows/2 GemmQ8Pairs.
 void gemm_q8_0_pack(const void* w, size_t stride, int64_t rows, int64_t K, void* dst);
