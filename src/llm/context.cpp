@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "kernels/kernels.h"
@@ -117,25 +118,41 @@ void Context::eval_ubatch(const BatchToken* tok, int64_t n) {
     for (int64_t i = 0; i < n; ++i)
         kernels::dequantize_row(W.tok_embd.type, W.tok_embd.row(tok[i].token), &x_[i * E], E);
 
+    // Row-wise steps (norms, residual adds, SwiGLU) over the pool for a prefill ubatch: the same
+    // per-row work whatever the split. A decode step (n small) stays on this thread.
+    auto by_rows = [&](const std::function<void(int64_t, int64_t)>& fn) {
+        if (n >= 4 && pool_.size() > 1)
+            pool_.parallel_for(n, fn);
+        else
+            fn(0, n);
+    };
     for (int il = 0; il < hp_.n_layer; ++il) {
         const LayerWeights& L = W.layers[il];
         // --- attention ---
-        for (int64_t i = 0; i < n; ++i)
-            kernels::rms_norm(&x_[i * E], L.attn_norm, &cur_[i * E], E, hp_.rms_eps);
+        by_rows([&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i)
+                kernels::rms_norm(&x_[i * E], L.attn_norm, &cur_[i * E], E, hp_.rms_eps);
+        });
         mm(L.wq, cur_.data(), n, q_.data());
         mm(L.wk, cur_.data(), n, k_.data());
         mm(L.wv, cur_.data(), n, v_.data());
         attention_layer(il, tok, n);
         mm(L.wo, attn_.data(), n, cur_.data());
-        for (int64_t i = 0; i < n * E; ++i) x_[i] += cur_[i];
         // --- feed-forward (SwiGLU) ---
-        for (int64_t i = 0; i < n; ++i)
-            kernels::rms_norm(&x_[i * E], L.ffn_norm, &cur_[i * E], E, hp_.rms_eps);
+        by_rows([&](int64_t b, int64_t e) {
+            for (int64_t i = b * E; i < e * E; ++i) x_[i] += cur_[i];
+            for (int64_t i = b; i < e; ++i)
+                kernels::rms_norm(&x_[i * E], L.ffn_norm, &cur_[i * E], E, hp_.rms_eps);
+        });
         mm(L.w_gate, cur_.data(), n, ffn_g_.data());
         mm(L.w_up, cur_.data(), n, ffn_u_.data());
-        kernels::swiglu(ffn_g_.data(), ffn_u_.data(), ffn_g_.data(), n * F);
+        by_rows([&](int64_t b, int64_t e) {
+            kernels::swiglu(&ffn_g_[b * F], &ffn_u_[b * F], &ffn_g_[b * F], (e - b) * F);
+        });
         mm(L.w_down, ffn_g_.data(), n, cur_.data());
-        for (int64_t i = 0; i < n * E; ++i) x_[i] += cur_[i];
+        by_rows([&](int64_t b, int64_t e) {
+            for (int64_t i = b * E; i < e * E; ++i) x_[i] += cur_[i];
+        });
     }
 }
 
