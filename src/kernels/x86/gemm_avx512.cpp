@@ -108,25 +108,44 @@ void gemm_pack16(DType t, const void* w, size_t stride, int64_t rows, int64_t K,
     const __m512i u128 = _mm512_set1_epi8(static_cast<char>(0x80));
     for (int64_t b = 0; b < nb; ++b) {
         GemmWeightBlock& o = out[b];
-        alignas(32) int32_t v[16][8];  // row r: its 32 quants as 8 groups of 4 bytes
-        for (int r = 0; r < 16; ++r) {
-            __m256i q = _mm256_setzero_si256();
-            float d = 0.0f, m = 0.0f;
-            if (r < rows) q = block_s8(t, base + r * stride, b, &d, &m);
-            _mm256_store_si256(reinterpret_cast<__m256i*>(v[r]), q);
-            o.d[r] = d;
-            o.m[r] = m;
+        __m512i z[8];  // z[i]: rows 2i and 2i+1, each 8 groups of 4 bytes
+        for (int i = 0; i < 8; ++i) {
+            __m256i q[2];
+            for (int h = 0; h < 2; ++h) {
+                const int r = 2 * i + h;
+                float d = 0.0f, m = 0.0f;
+                q[h] =
+                    r < rows ? block_s8(t, base + r * stride, b, &d, &m) : _mm256_setzero_si256();
+                o.d[r] = d;
+                o.m[r] = m;
+            }
+            z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
         }
-        // transpose 16 rows x 8 groups of 4 bytes -> q[k] = group k of every row; the offset
-        // correction -128 * sum(q) per row (lane) from the transposed groups.
-        const __m512i idx =
-            _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+        // transpose 16 rows x 8 groups -> q[k] = group k of every row. Stage 1, per 4 rows
+        // (z[2j], z[2j+1]): lo = groups 0..3, hi = groups 4..7, each 128-bit lane one group of the
+        // 4 rows. Stage 2: a 4×4 transpose of 128-bit lanes across the 4 row quads.
+        const __m512i i_lo =
+            _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+        const __m512i i_hi = _mm512_add_epi32(i_lo, _mm512_set1_epi32(4));
+        __m512i tq[2][4];
+        for (int j = 0; j < 4; ++j) {
+            tq[0][j] = _mm512_permutex2var_epi32(z[2 * j], i_lo, z[2 * j + 1]);
+            tq[1][j] = _mm512_permutex2var_epi32(z[2 * j], i_hi, z[2 * j + 1]);
+        }
+        // the offset correction -128 * sum(q) per row (lane), from the transposed groups
         __m512i s128 = _mm512_setzero_si512();
-        for (int k = 0; k < 8; ++k) {
-            const __m512i g =
-                _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(k)), &v[0][0], 4);
-            _mm512_store_si512(o.q[k], g);
-            s128 = _mm512_dpbusd_epi32(s128, u128, g);
+        for (int h = 0; h < 2; ++h) {
+            const __m512i u0 = _mm512_shuffle_i32x4(tq[h][0], tq[h][1], 0x44);
+            const __m512i u1 = _mm512_shuffle_i32x4(tq[h][0], tq[h][1], 0xEE);
+            const __m512i u2 = _mm512_shuffle_i32x4(tq[h][2], tq[h][3], 0x44);
+            const __m512i u3 = _mm512_shuffle_i32x4(tq[h][2], tq[h][3], 0xEE);
+            const __m512i g[4] = {
+                _mm512_shuffle_i32x4(u0, u2, 0x88), _mm512_shuffle_i32x4(u0, u2, 0xDD),
+                _mm512_shuffle_i32x4(u1, u3, 0x88), _mm512_shuffle_i32x4(u1, u3, 0xDD)};
+            for (int k = 0; k < 4; ++k) {
+                _mm512_store_si512(o.q[4 * h + k], g[k]);
+                s128 = _mm512_dpbusd_epi32(s128, u128, g[k]);
+            }
         }
         _mm512_store_si512(o.neg_corr, _mm512_sub_epi32(_mm512_setzero_si512(), s128));
     }
