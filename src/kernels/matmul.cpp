@@ -9,12 +9,16 @@
 // 3. Decode (M = 1) is bandwidth-bound: where a 4-row kernel exists (x86 Q4_0/Q5_0/Q8_0), four
 //    weight rows stream against one activation row per inner loop, sharing its loads, and the
 //    kernel prefetches the next 4 rows itself.
-// 4. Prefill (M >= 4) with AVX-512 VNNI and Q4_0/Q5_0/Q8_0/Q4_K weights: the packed GEMM
-//    (x86/gemm_avx512.cpp): each thread repacks 16 weight rows at a time into an interleaved int8
-//    panel (L2-resident) and runs it against every activation row, 8 at a time in registers.
+// 4. Prefill (M >= 4) with AVX-512 VNNI and Q4_0/Q5_0/Q4_K/Q8_0/Q6_K weights: a packed GEMM.
+//    Each thread repacks 16 weight rows at a time into a panel (L2-resident, per call, never
+//    stored: no extra resident memory) and runs it against every activation row, writing its 16
+//    output columns straight into y. Q4_0/Q5_0/Q4_K: x86/gemm_avx512.cpp (8 activation rows at a
+//    time in registers). Q8_0 (x86/gemm_q8_0_avx512.cpp) and Q6_K (x86/gemm_q6_k_avx512.cpp)
+//    keep the reference's summation order and are bit-identical to their row kernels.
 //    Other types: activation rows in ~128 KiB tiles (L2) against groups of weight rows (L1).
 // Decode and the row-dot prefill compute each element the same way whatever M or the thread
-// count; the GEMM differs from them only in float rounding (integer block sums are exact).
+// count; the Q4_0/Q5_0/Q4_K GEMM differs from them only in float rounding (integer block sums are
+// exact), the Q8_0 and Q6_K GEMMs not at all.
 #include "kernels/matmul.h"
 
 #include <algorithm>

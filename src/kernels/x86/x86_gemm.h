@@ -1,5 +1,6 @@
-// Internal to kernels/: the AVX-512 VNNI prefill GEMM for Q4_0 / Q5_0 / Q8_0 / Q4_K weights
-// (gemm_avx512.cpp), used by matmul for M > 1 when active_isa() is AVX512_VNNI.
+// Internal to kernels/: the AVX-512 VNNI prefill GEMMs, used by matmul for M >= 4 when
+// active_isa() is AVX512_VNNI: Q4_0 / Q5_0 / Q4_K (gemm_avx512.cpp), Q8_0 (gemm_q8_0_avx512.cpp)
+// and Q6_K (gemm_q6_k_avx512.cpp), the last two bit-identical to their row kernels.
 //
 // Data layouts (both built per matmul call in thread-local scratch, never stored in the model):
 //  - GemmActBlock: one Q8_0 activation block with d as float and the quants offset by +128 (u8).
