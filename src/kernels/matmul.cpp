@@ -91,20 +91,33 @@ bool use_gemm(DType t, int64_t M) {
 }
 
 #if defined(__x86_64__)
-// Prefill with the packed VNNI GEMM: act holds M Q8_0 rows. Each thread takes whole 16-row panels;
-// for each panel, packs it once, then runs it against every activation row.
-void matmul_gemm(const Weight& W, const uint8_t* act, size_t act_row_bytes, int64_t M, float* y,
+// Prefill with the packed VNNI GEMM. Each activation row is quantized to the dot type (Q8_0 or
+// Q8_K, `quant`) into one row of per-thread scratch and converted to GemmActBlocks at once, so
+// only the GEMM layout of the M rows is held. Each thread then takes whole 16-row panels; for
+// each panel, packs it once, then runs it against every activation row.
+void matmul_gemm(const Weight& W, const float* x, QuantizeFn quant, int64_t M, float* y,
                  ThreadPool& pool, bool threaded) {
     const int64_t K = W.n_cols, N = W.n_rows, nb = K / 32;
+    const DType at = vec_dot_type(W.type);
+    const size_t act_row_bytes = dtype_row_bytes(at, K);
     const size_t gact_stride = static_cast<size_t>(nb) * sizeof(GemmActBlock);
     std::vector<uint8_t>& gbuf = gemm_act_buffer();
     if (gbuf.size() < gact_stride * static_cast<size_t>(M))
         gbuf.resize(gact_stride * static_cast<size_t>(M));
     uint8_t* gact = gbuf.data();
-    for (int64_t m = 0; m < M; ++m)
-        avx512vnni::gemm_prepare_act(vec_dot_type(W.type),
-                                     act + static_cast<size_t>(m) * act_row_bytes, K,
-                                     gact + static_cast<size_t>(m) * gact_stride);
+    auto prepare_rows = [&](int64_t m0, int64_t m1) {
+        std::vector<uint8_t>& row = act_buffer();  // this thread's
+        if (row.size() < act_row_bytes) row.resize(act_row_bytes);
+        for (int64_t m = m0; m < m1; ++m) {
+            quant(x + m * K, row.data(), K);
+            avx512vnni::gemm_prepare_act(at, row.data(), K,
+                                         gact + static_cast<size_t>(m) * gact_stride);
+        }
+    };
+    if (threaded)
+        pool.parallel_for(M, prepare_rows);
+    else
+        prepare_rows(0, M);
 
     const int64_t n_panels = (N + 15) / 16;
     if (W.type == DType::Q8_0) {
@@ -193,6 +206,15 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
     const double work = static_cast<double>(N) * static_cast<double>(K) * static_cast<double>(M);
     const bool threaded = pool.size() > 1 && work >= kMinThreadedWork;
 
+    const QuantizeFn quant = active_kernels(at).quantize_act ? active_kernels(at).quantize_act
+                                                             : active_kernels(at).quantize;
+#if defined(__x86_64__)
+    if (use_gemm(W.type, M)) {
+        matmul_gemm(W, x, quant, M, y, pool, threaded);
+        return;
+    }
+#endif
+
     // Activations in the dot type: one row of act_row_bytes per m. F32 weights use x directly.
     const size_t act_row_bytes = dtype_row_bytes(at, K);
     const uint8_t* act = reinterpret_cast<const uint8_t*>(x);
@@ -201,8 +223,6 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
         if (buf.size() < act_row_bytes * static_cast<size_t>(M))
             buf.resize(act_row_bytes * static_cast<size_t>(M));
         uint8_t* dst = buf.data();
-        const QuantizeFn quant = active_kernels(at).quantize_act ? active_kernels(at).quantize_act
-                                                                 : active_kernels(at).quantize;
         auto quantize_rows = [&](int64_t m0, int64_t m1) {
             for (int64_t m = m0; m < m1; ++m)
                 quant(x + m * K, dst + static_cast<size_t>(m) * act_row_bytes, K);
@@ -213,13 +233,6 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
             quantize_rows(0, M);
         act = dst;
     }
-
-#if defined(__x86_64__)
-    if (use_gemm(W.type, M)) {
-        matmul_gemm(W, act, act_row_bytes, M, y, pool, threaded);
-        return;
-    }
-#endif
 
     const Dot4Fn dot4 = dot4_for(W.type);
     const int64_t m_tile = std::max<int64_t>(
