@@ -2,8 +2,9 @@
 //
 // 1. Each activation row is quantized once to the weight's vec_dot type, into a buffer owned by
 //    the calling thread and reused across calls (no per-call allocation once it has grown).
-// 2. The output rows (weight rows) are split over the pool's threads in contiguous chunks that are
-//    multiples of 4 (GEMM: of 16), so each weight row is read from memory once per call. Tiny
+// 2. The output rows (weight rows) are split into contiguous chunks that are multiples of 4
+//    (GEMM: of 16), about four per thread, claimed by whichever thread is free (a preempted
+//    thread stalls only its chunk); each weight row is read from memory once per call. Tiny
 //    products (the stories260K model, a 128-row K projection at decode) run on the calling thread
 //    alone: waking the pool costs more than the work.
 // 3. Decode (M = 1) is bandwidth-bound: where a 4-row kernel exists (x86 Q4_0/Q5_0/Q8_0), four
@@ -269,12 +270,16 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
         rows(0, N);
         return;
     }
-    pool.run([&](int ith, int nth) {
-        // contiguous chunks, multiples of 4 rows (the last one takes the remainder)
-        const int64_t chunk = ((N + nth - 1) / nth + 3) / 4 * 4;
-        const int64_t n0 = std::min<int64_t>(N, chunk * ith);
-        const int64_t n1 = std::min<int64_t>(N, n0 + chunk);
-        if (n0 < n1) rows(n0, n1);
+    // Claimable chunks of output rows, about kChunksPerThread per thread (multiples of 4 rows, at
+    // least 16): a thread that is slow to wake or preempted by another process delays only the
+    // chunk it holds, and the others take the rest. Each output is computed exactly as in one
+    // thread, so the split never changes a number.
+    constexpr int64_t kChunksPerThread = 4;
+    const int64_t target = pool.size() * kChunksPerThread;
+    const int64_t chunk = std::max<int64_t>(16, ((N + target - 1) / target + 3) / 4 * 4);
+    const int64_t n_chunks = (N + chunk - 1) / chunk;
+    pool.parallel_tasks(n_chunks, [&](int64_t t, int) {
+        rows(t * chunk, std::min<int64_t>(N, (t + 1) * chunk));
     });
 }
 
