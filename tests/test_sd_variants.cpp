@@ -8,9 +8,11 @@
 #include <random>
 
 #include "core/error.h"
+#include "diffusion/pipeline.h"
 #include "diffusion/sd_config.h"
 #include "diffusion/unet.h"
 #include "format/gguf_writer.h"
+#include "sd_fixture.h"
 
 using namespace duan;
 using namespace duan::diffusion;
@@ -22,6 +24,12 @@ struct Spec {
     std::vector<int> mult, depth;
     int mid_depth = 1, ctx = 768, adm = 0;
     bool linear_proj = false;
+    // Text encoders (2: SD2's OpenCLIP at width 1024; 3: SDXL's ViT-L 768 + bigG 1280), tiny
+    // otherwise: 2 layers, MLP 64, a 64-row token embedding (ids are taken modulo its rows).
+    int te = 0;
+    // Extra tensors written as given (the VAE copied from the tiny SD1 checkpoint).
+    std::vector<std::pair<std::string, std::vector<int64_t>>> fixed;
+    std::vector<std::vector<float>> fixed_data;
 };
 
 // Collects (name, torch shape) in the order the real structure has them, then writes a GGUF.
@@ -32,6 +40,8 @@ class Synth {
         build();
         gguf::Writer w(path);
         for (const auto& [n, shp] : t_) w.add_tensor(n, DType::F32, {shp.rbegin(), shp.rend()});
+        for (const auto& [n, shp] : s_.fixed)
+            w.add_tensor(n, DType::F32, {shp.rbegin(), shp.rend()});
         w.begin_data();
         std::mt19937 rng(1);
         std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -40,6 +50,7 @@ class Synth {
             for (int64_t d : shp) numel *= d;
             std::vector<float> v(static_cast<size_t>(numel));
             const bool norm = n.find("norm") != std::string::npos ||
+                              n.find(".ln_") != std::string::npos ||
                               n.find("in_layers.0") != std::string::npos ||
                               n.find("out_layers.0") != std::string::npos ||
                               n.find(".out.0.") != std::string::npos;
@@ -49,6 +60,9 @@ class Synth {
             for (auto& x : v) x = bias ? 0.02f * nd(rng) : norm ? 1.0f : sc * nd(rng);
             w.write_tensor_data(n, v.data(), v.size() * 4);
         }
+        for (size_t i = 0; i < s_.fixed.size(); ++i)
+            w.write_tensor_data(s_.fixed[i].first, s_.fixed_data[i].data(),
+                                s_.fixed_data[i].size() * 4);
         w.finish();
     }
 
@@ -100,8 +114,46 @@ class Synth {
             for (const char* n : {"norm1", "norm2", "norm3"}) norm(t + n, ch);
         }
     }
+    // OpenCLIP (oc) or transformers-CLIP text encoder of width D, 2 layers, MLP 64, vocab 64.
+    void text(const std::string& p, int D, bool oc, int proj) {
+        const int M = 64;
+        if (oc) {
+            add(p + "token_embedding.weight", {64, D});
+            add(p + "positional_embedding", {77, D});
+            for (int i = 0; i < 2; ++i) {
+                const std::string L = p + "transformer.resblocks." + std::to_string(i) + ".";
+                norm(L + "ln_1", D);
+                norm(L + "ln_2", D);
+                add(L + "attn.in_proj_weight", {3 * D, D});
+                add(L + "attn.in_proj_bias", {3 * D});
+                lin(L + "attn.out_proj", D, D);
+                lin(L + "mlp.c_fc", D, M);
+                lin(L + "mlp.c_proj", M, D);
+            }
+            norm(p + "ln_final", D);
+            if (proj) add(p + "text_projection", {D, proj});
+        } else {
+            add(p + "embeddings.token_embedding.weight", {64, D});
+            add(p + "embeddings.position_embedding.weight", {77, D});
+            for (int i = 0; i < 2; ++i) {
+                const std::string L = p + "encoder.layers." + std::to_string(i) + ".";
+                norm(L + "layer_norm1", D);
+                norm(L + "layer_norm2", D);
+                for (const char* q : {"q_proj", "k_proj", "v_proj", "out_proj"})
+                    lin(L + "self_attn." + q, D, D);
+                lin(L + "mlp.fc1", D, M);
+                lin(L + "mlp.fc2", M, D);
+            }
+            norm(p + "final_layer_norm", D);
+        }
+    }
     void build() {
         const int mc = s_.mc, L = static_cast<int>(s_.mult.size());
+        if (s_.te == 2) text("cond_stage_model.model.", 1024, true, 0);
+        if (s_.te == 3) {
+            text("conditioner.embedders.0.transformer.text_model.", 768, false, 0);
+            text("conditioner.embedders.1.model.", 1280, true, 1280);
+        }
         lin(P + "time_embed.0", mc, 4 * mc);
         lin(P + "time_embed.2", 4 * mc, 4 * mc);
         if (s_.adm) {
@@ -232,4 +284,76 @@ TEST(SdVariants, UnknownContextIsRejected) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("context 512"), std::string::npos) << e.what();
     }
+}
+
+namespace {
+// The tiny SD1 checkpoint's VAE (first_stage_model.*), to complete a synthetic checkpoint.
+void copy_vae(Spec& s, const std::string& sd1) {
+    const Checkpoint ck(sd1);
+    for (const TensorView& t : ck.tensors())
+        if (t.name.rfind("first_stage_model.", 0) == 0) {
+            s.fixed.push_back({t.name, t.shape});
+            s.fixed_data.push_back(ck.to_f32(t));
+        }
+}
+
+// prompt -> PNG bytes with a synthetic checkpoint of spec s; checks the conditioning shapes.
+void check_end_to_end(Spec& s, const std::string& dir, int ctx, bool v_pred) {
+    copy_vae(s, dir + "/tiny_sd1_s0_f32.safetensors");
+    TmpDir tmp;
+    Synth(s).write(tmp.path + "/m.gguf");
+    StableDiffusion sd(tmp.path + "/m.gguf", duan::test::testdata("sd/clip/merges.txt"), 2);
+    const auto ids = sd.tokenizer().encode_padded("a photo of a cat");
+    const auto& c = sd.encode_tokens(ids);
+    ASSERT_EQ(c.hidden.size(), static_cast<size_t>(77 * ctx));
+    for (float v : c.hidden) ASSERT_TRUE(std::isfinite(v));
+    if (s.adm) {
+        ASSERT_EQ(c.pooled.size(), 1280u);
+        const auto y = StableDiffusion::sdxl_vector(c.pooled, 64, 64);
+        ASSERT_EQ(y.size(), 2816u);
+        EXPECT_FLOAT_EQ(y[1280], std::cos(64.0f));   // original height 64: cos(64·f_0), f_0 = 1
+        EXPECT_FLOAT_EQ(y[1280 + 512], 1.0f);        // crop top 0: cos(0)
+        EXPECT_FLOAT_EQ(y[1280 + 512 + 128], 0.0f);  // sin(0)
+    } else {
+        EXPECT_TRUE(c.pooled.empty());
+    }
+    Txt2ImgParams p;
+    p.prompt = "a photo of a cat";
+    p.negative = "blurry";
+    p.steps = 2;
+    p.width = p.height = 64;
+    p.sampler = Sampler::Euler;
+    p.rng = "cpu";
+    p.v_prediction = v_pred;
+    const Txt2ImgResult r = sd.txt2img(p);
+    ASSERT_EQ(r.rgb.size(), 64u * 64 * 3);
+    for (float v : r.latent) ASSERT_TRUE(std::isfinite(v));
+    for (float v : r.image) ASSERT_TRUE(std::isfinite(v));
+}
+}  // namespace
+
+TEST(SdVariants, Sd2PromptToImage) {
+    DUAN_REQUIRE_TESTDATA("sd/clip/merges.txt");
+    DUAN_REQUIRE_SD_CHECKPOINT(dir);
+    Spec s;  // head_dim 64: attention levels need multiples of 64 channels
+    s.mult = {1, 2};
+    s.depth = {1, 1};
+    s.ctx = 1024;
+    s.linear_proj = true;
+    s.te = 2;
+    check_end_to_end(s, dir, 1024, /*v_pred=*/true);
+}
+
+TEST(SdVariants, SdxlPromptToImage) {
+    DUAN_REQUIRE_TESTDATA("sd/clip/merges.txt");
+    DUAN_REQUIRE_SD_CHECKPOINT(dir);
+    Spec s;
+    s.mc = 32;
+    s.mult = {1, 2};
+    s.depth = {0, 2};
+    s.ctx = 2048;
+    s.adm = 2816;
+    s.linear_proj = true;
+    s.te = 3;
+    check_end_to_end(s, dir, 2048, false);
 }

@@ -13,6 +13,7 @@
 #include "diffusion/clip_text.h"
 #include "diffusion/clip_tokenizer.h"
 #include "diffusion/sampler.h"
+#include "diffusion/text_transformer.h"
 #include "diffusion/unet.h"
 #include "diffusion/vae.h"
 #include "diffusion/vae_encoder.h"
@@ -28,6 +29,9 @@ struct Txt2ImgParams {
     Sampler sampler = Sampler::EulerA;
     std::optional<Scheduler> scheduler;  // default: default_scheduler(sampler)
     std::string rng = "cuda";            // the reference's default
+    // SD 2.x 768-v models predict v, not eps (nothing in the file says so): denoised =
+    // c_skip·x + c_out·out with c_skip = 1/(σ²+1), c_out = -σ/sqrt(σ²+1).
+    bool v_prediction = false;
 };
 
 struct Txt2ImgResult {
@@ -63,8 +67,18 @@ class StableDiffusion {
     // img2img.cpp: VAE encoder moments [8][H/8][W/8] of an image [3][H][W] in [-1, 1] (the
     // encoder is loaded on first use: txt2img never needs it).
     std::vector<float> encode_image(const std::vector<float>& img, int H, int W);
-    // Prompt (+ negative) embeddings, [n·77][768] each.
+    // Prompt (+ negative) embeddings, [n·77][context_dim] each (768 SD1, 1024 SD2, 2048 SDXL).
     std::vector<float> encode_prompt(const std::string& text);
+    // Conditioning of one token sequence: hidden [n·77][context_dim], and for SDXL the bigG
+    // pooled vector of each chunk [n][1280].
+    struct Cond {
+        std::vector<float> hidden, pooled;
+    };
+    const Cond& encode_tokens(const std::vector<int32_t>& tokens);
+    // SDXL's label_emb input y [adm_in = 2816]: pooled (1280) then the 256-wide sinusoidal
+    // embeddings of original size (h, w), crop (0, 0) and target size (h, w), in pixels.
+    static std::vector<float> sdxl_vector(const std::vector<float>& pooled, int width, int height);
+    float latent_scale() const { return latent_scale_; }  // 0.18215 (SD1/2), 0.13025 (SDXL)
     std::vector<float> decode_latent(const std::vector<float>& latent, int h, int w);
 
     const Checkpoint& checkpoint() const { return ck_; }
@@ -77,13 +91,14 @@ class StableDiffusion {
     ThreadPool pool_;
     Checkpoint ck_;
     ClipTokenizer tok_;
-    ClipTextEncoder te_;
+    std::unique_ptr<ClipTextEncoder> te_;          // SD1
+    std::unique_ptr<TextTransformer> big_, vitl_;  // SD2: big_ (ViT-H); SDXL: vitl_ + big_ (bigG)
     UNet unet_;
     VaeDecoder vae_;
     CompVisSchedule sched_;
+    float latent_scale_ = VaeDecoder::kScale;
     // The text encoder's output for the last few token sequences (prompts repeat across images).
-    std::vector<std::pair<std::vector<int32_t>, std::vector<float>>> te_cache_;
-    const std::vector<float>& encode_tokens(const std::vector<int32_t>& tokens);
+    std::vector<std::pair<std::vector<int32_t>, Cond>> te_cache_;
     // txt2img, txt2latent and img2img: init == nullptr starts from noise·σ0 on the full schedule;
     // otherwise from init + noise·σ on the schedule sliced for `strength` (img2img_sigmas).
     Txt2ImgResult generate(const Txt2ImgParams& p, const Txt2ImgHooks& hooks,
