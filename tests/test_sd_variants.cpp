@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
 #include "core/error.h"
+#include "diffusion/npy.h"
 #include "diffusion/pipeline.h"
+#include "diffusion/png.h"
 #include "diffusion/sd_config.h"
 #include "diffusion/unet.h"
 #include "format/gguf_writer.h"
@@ -327,8 +330,17 @@ void check_end_to_end(Spec& s, const std::string& dir, int ctx, bool v_pred) {
     p.v_prediction = v_pred;
     const Txt2ImgResult r = sd.txt2img(p);
     ASSERT_EQ(r.rgb.size(), 64u * 64 * 3);
+    const auto png = encode_png(r.rgb.data(), 64, 64);
+    ASSERT_GT(png.size(), 8u);
+    EXPECT_EQ(png[1], 'P');
     for (float v : r.latent) ASSERT_TRUE(std::isfinite(v));
     for (float v : r.image) ASSERT_TRUE(std::isfinite(v));
+    if (s.adm) {  // SDXL with an empty negative prompt: the zeroed uncond hidden states path
+        p.negative.clear();
+        const Txt2ImgResult r2 = sd.txt2img(p);
+        for (float v : r2.latent) ASSERT_TRUE(std::isfinite(v));
+        EXPECT_NE(r2.latent, r.latent);
+    }
 }
 }  // namespace
 
@@ -356,4 +368,85 @@ TEST(SdVariants, SdxlPromptToImage) {
     s.linear_proj = true;
     s.te = 3;
     check_end_to_end(s, dir, 2048, false);
+}
+
+// The OpenCLIP encoder against an independent numpy implementation (tests/sd_openclip_ref.py,
+// float64, erf-GELU) on a small random one (width 128, 3 layers, MLP 96, projection 32): catches
+// slips in the fused q,k,v split, the causal mask, the layer -2 cut, ln_final and the EOS pick.
+// duan's GELU goes through the reference's f16 tanh table: about 1e-3 relative; tolerance 1e-2.
+TEST(SdVariants, OpenClipMatchesNumpyReference) {
+    if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "/usr/bin/python3 with numpy is needed for the numpy reference";
+    const int D = 128, M = 96, P = 32, V = 100, N = 3;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> t = {
+        {"token_embedding.weight", {V, D}}, {"positional_embedding", {77, D}}};
+    for (int i = 0; i < N; ++i) {
+        const std::string L = "transformer.resblocks." + std::to_string(i) + ".";
+        for (const char* n : {"ln_1", "ln_2"}) {
+            t.push_back({L + n + ".weight", {D}});
+            t.push_back({L + n + ".bias", {D}});
+        }
+        t.push_back({L + "attn.in_proj_weight", {3 * D, D}});
+        t.push_back({L + "attn.in_proj_bias", {3 * D}});
+        t.push_back({L + "attn.out_proj.weight", {D, D}});
+        t.push_back({L + "attn.out_proj.bias", {D}});
+        t.push_back({L + "mlp.c_fc.weight", {M, D}});
+        t.push_back({L + "mlp.c_fc.bias", {M}});
+        t.push_back({L + "mlp.c_proj.weight", {D, M}});
+        t.push_back({L + "mlp.c_proj.bias", {D}});
+    }
+    t.push_back({"ln_final.weight", {D}});
+    t.push_back({"ln_final.bias", {D}});
+    t.push_back({"text_projection", {D, P}});
+    TmpDir tmp;
+    const std::string pre = "cond_stage_model.model.";
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd;
+    {
+        gguf::Writer w(tmp.path + "/te.gguf");
+        for (const auto& [n, shp] : t)
+            w.add_tensor(pre + n, DType::F32, {shp.rbegin(), shp.rend()});
+        w.begin_data();
+        for (const auto& [n, shp] : t) {
+            int64_t numel = 1;
+            for (int64_t d : shp) numel *= d;
+            const bool gain =
+                n.find("ln_") != std::string::npos && n.find("weight") != std::string::npos;
+            const float sc =
+                shp.size() > 1 ? 1.0f / std::sqrt(static_cast<float>(shp.back())) : 0.1f;
+            std::vector<float> v(static_cast<size_t>(numel));
+            for (auto& x : v) x = gain ? 1.0f + 0.1f * nd(rng) : sc * nd(rng);
+            w.write_tensor_data(pre + n, v.data(), v.size() * 4);
+            npy_write(tmp.path + "/" + n + ".npy", shp, v.data());
+        }
+        w.finish();
+    }
+    // BOS, a few ids, EOS, padding 0 (OpenCLIP's).
+    std::vector<int32_t> tok(77, 0);
+    const int32_t ids[] = {49406, 320, 1125, 539, 320, 2368, 49407};
+    std::copy(std::begin(ids), std::end(ids), tok.begin());
+    std::vector<float> tokf(tok.begin(), tok.end());
+    npy_write(tmp.path + "/tokens.npy", {77}, tokf.data());
+    const std::string cmd = "/usr/bin/python3 '" + std::string(DUAN_SOURCE_DIR) +
+                            "/tests/sd_openclip_ref.py' '" + tmp.path + "' " + std::to_string(N);
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const Checkpoint ck(tmp.path + "/te.gguf");
+    const TextTransformer te(ck, pre, TextTransformer::Layout::OpenClip);
+    ThreadPool pool(2);
+    const auto out = te.encode(pool, tok, /*final_ln=*/true, /*pooled=*/true);
+    const NpyArray h = npy_read(tmp.path + "/hidden.npy"), p = npy_read(tmp.path + "/pooled.npy");
+    ASSERT_EQ(h.data.size(), out.hidden.size());
+    ASSERT_EQ(p.data.size(), out.pooled.size());
+    auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
+        double mx = 0, mr = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+            mx = std::max(mx, std::fabs(double(a[i]) - b[i]));
+            mr = std::max(mr, std::fabs(double(b[i])));
+        }
+        return mx / mr;
+    };
+    const double eh = rel(out.hidden, h.data), ep = rel(out.pooled, p.data);
+    std::printf("[openclip vs numpy float64] hidden rel err %.3g, pooled %.3g\n", eh, ep);
+    EXPECT_LT(eh, 1e-2);
+    EXPECT_LT(ep, 1e-2);
 }

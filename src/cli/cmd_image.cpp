@@ -33,17 +33,20 @@ double peak_rss_mib() {
 }
 
 int cmd_image(int argc, char** argv) {
-    CLI::App app{"Generate an image with a Stable Diffusion 1.x checkpoint (CPU)", "duan image"};
+    CLI::App app{"Generate an image with a Stable Diffusion 1.x, 2.x or SDXL checkpoint (CPU)",
+                 "duan image"};
     std::string model, prompt, negative, out = "output.png", save_latent, sampler = "euler_a",
                                          scheduler, rng = "cuda", merges, init, cloud, cloud_key,
                                          split = "none";
     long long seed = 42;
     int steps = 20, width = 512, height = 512, threads = 0;
     float cfg = 7.0f, strength = 0.75f;
-    app.add_option("-m,--model", model,
-                   "SD 1.x checkpoint: .safetensors (F32/F16/BF16), .gguf from `duan convert --sd` "
-                   "(F16/Q8_0/Q4_0/Q4_K), or a diffusers folder; with --cloud --split vae, "
-                   "the device's checkpoint whose VAE decodes");
+    bool v_pred = false;
+    app.add_option(
+        "-m,--model", model,
+        "SD 1.x/2.x/SDXL checkpoint: .safetensors (F32/F16/BF16), .gguf from `duan convert --sd` "
+        "(F16/Q8_0/Q4_0/Q4_K), or a diffusers folder; with --cloud --split vae, "
+        "the device's checkpoint whose VAE decodes");
     app.add_option("-p,--prompt", prompt, "prompt")->required();
     app.add_option("-n,--negative-prompt", negative, "negative prompt");
     app.add_option("-o,--output", out, "output PNG")->capture_default_str();
@@ -63,6 +66,8 @@ int cmd_image(int argc, char** argv) {
                    "discrete|karras|simple|lcm (default: discrete; ddim: simple; lcm: lcm)");
     app.add_option("--rng", rng, "cpu (PyTorch CPU randn) | cuda (Philox, A1111/CUDA compatible)")
         ->capture_default_str();
+    app.add_flag("--v-pred", v_pred,
+                 "the model predicts v (SD 2.x 768-v checkpoints; nothing in the file says so)");
     app.add_option("--init", init, "img2img: start from this PNG (its size is the output size)");
     app.add_option("--strength", strength,
                    "img2img: how much to change the init image, 0 (none) .. 1 (all); "
@@ -99,6 +104,7 @@ int cmd_image(int argc, char** argv) {
     p.sampler = diffusion::sampler_from_name(sampler);
     if (!scheduler.empty()) p.scheduler = diffusion::scheduler_from_name(scheduler);
     p.rng = rng;
+    p.v_prediction = v_pred;
     (void)diffusion::make_rng(rng, 0);  // validate before the slow load
 
     // The init image is checked before anything slow: not a PNG, or a size the model cannot

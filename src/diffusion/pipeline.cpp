@@ -183,19 +183,18 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
         uncond.assign(emb.hidden.begin() + Lc * D, emb.hidden.end());
         apply_token_weights(uncond.data(), wu, tu.size(), D);
     }
-    // SDXL: y = pooled (first chunk) + time ids. An empty negative prompt is all zeros, hidden
-    // and pooled (sgm's force_uc_zero_embeddings, which the reference follows).
+    // SDXL: y = pooled (first chunk) + time ids. An empty negative prompt zeroes the uncond hidden
+    // states but keeps its pooled vector (the reference's zero_out_masked; sgm would zero both).
     std::vector<float> y_c, y_u;
     if (unet_.config().adm_in) {
         const size_t P = static_cast<size_t>(big_->proj_dim());
         std::vector<float> pc(emb.pooled.begin(), emb.pooled.begin() + P);
         y_c = sdxl_vector(pc, p.width, p.height);
         std::vector<float> pu(P, 0.0f);
-        if (use_uncond && !p.negative.empty()) {
+        if (use_uncond) {
             const size_t off = static_cast<size_t>(Lc / 77) * P;
             pu.assign(emb.pooled.begin() + off, emb.pooled.begin() + off + P);
-        } else if (use_uncond) {
-            std::fill(uncond.begin(), uncond.end(), 0.0f);
+            if (p.negative.empty()) std::fill(uncond.begin(), uncond.end(), 0.0f);
         }
         y_u = sdxl_vector(pu, p.width, p.height);
         dump("cond_y", {1, static_cast<int64_t>(y_c.size())}, y_c);
