@@ -121,21 +121,21 @@ std::vector<float> VaeEncoder::moments(ThreadPool& pool, const std::vector<float
     return conv2d(pool, quant_, x.data(), H, W, 1, 0);  // [8][H/8][W/8]
 }
 
-std::vector<float> posterior_mean(const std::vector<float>& m) {
+std::vector<float> posterior_mean(const std::vector<float>& m, float scale) {
     const size_t n = m.size() / 2;
     std::vector<float> z(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(n));
-    for (auto& v : z) v *= VaeDecoder::kScale;
+    for (auto& v : z) v *= scale;
     return z;
 }
 
-std::vector<float> posterior_sample(const std::vector<float>& m, Rng& rng) {
+std::vector<float> posterior_sample(const std::vector<float>& m, Rng& rng, float scale) {
     const size_t n = m.size() / 2;
     const std::vector<float> noise = rng.randn(n);
     std::vector<float> z(n);
     for (size_t i = 0; i < n; ++i) {
         const float logvar = std::min(20.0f, std::max(-30.0f, m[n + i]));
         const float sd = std::exp(0.5f * logvar);
-        z[i] = (m[i] + sd * noise[i]) * VaeDecoder::kScale;
+        z[i] = (m[i] + sd * noise[i]) * scale;
     }
     return z;
 }

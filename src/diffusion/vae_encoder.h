@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "diffusion/rng.h"
+#include "diffusion/vae.h"
 #include "diffusion/weights.h"
 
 namespace duan::diffusion {
@@ -42,8 +43,11 @@ class VaeEncoder {
 //  - posterior_sample: (mean + exp(0.5·clamp(logvar, -30, 20))·noise) · 0.18215 with n = 4·h·w
 //    normals drawn from `rng`, as LDM's DiagonalGaussianDistribution.sample (what A1111 and the
 //    reference do for img2img).
-std::vector<float> posterior_mean(const std::vector<float>& moments);
-std::vector<float> posterior_sample(const std::vector<float>& moments, Rng& rng);
+// scale: the latent scale factor (0.18215 SD1/2; SDXL 0.13025, StableDiffusion::latent_scale()).
+std::vector<float> posterior_mean(const std::vector<float>& moments,
+                                  float scale = VaeDecoder::kScale);
+std::vector<float> posterior_sample(const std::vector<float>& moments, Rng& rng,
+                                    float scale = VaeDecoder::kScale);
 
 // [3][H][W] in [-1, 1] from interleaved 8-bit RGB: x = u8/255·2 - 1 (the reference's scaling).
 std::vector<float> rgb8_to_image(const uint8_t* rgb, int width, int height);
