@@ -3,9 +3,11 @@
 # with and without the dotprod / i8mm extensions, so every NEON kernel path runs:
 #   -cpu max         dotprod + i8mm + fp16: the whole suite (active ISA = i8mm; the kernel tests
 #                    also check the neon and dotprod tables against the scalar reference)
-#   -cpu cortex-a76  dotprod + fp16, no i8mm: kernel tests (detection picks "dotprod")
-#   -cpu cortex-a72  plain ARMv8.0 NEON: kernel tests (detection picks "neon"; proves no dotprod or
-#                    fp16 instruction leaks into the baseline path)
+#   -cpu cortex-a76  dotprod + fp16, no i8mm: kernel, SIMD and golden tests (detection picks
+#                    "dotprod")
+#   -cpu cortex-a72  plain ARMv8.0 NEON: kernel, SIMD and golden tests (detection picks "neon";
+#                    proves no dotprod or fp16 instruction leaks into the baseline path)
+# Each run is split into $JOBS gtest shards side by side.
 #
 # Needs (Debian packages): g++-aarch64-linux-gnu, qemu-user-static, googletest (sources in
 # /usr/src/googletest, built here for aarch64 into a cache dir), nlohmann-json3-dev (header-only:
@@ -16,7 +18,8 @@
 #   DUAN_AARCH64_BUILD   build dir (default build-aarch64; the gtest build is cached inside it)
 #   DUAN_AARCH64_FILTER  gtest filter for the full-suite run (default: all; the CLI tests start
 #                        the aarch64 duan binary through qemu too, see CMakeLists.txt)
-#   DUAN_AARCH64_KERNEL_FILTER  gtest filter for the per-CPU kernel runs (default Kernels*:*Simd*)
+#   DUAN_AARCH64_KERNEL_FILTER  gtest filter for the per-CPU kernel runs
+#                        (default Kernels*:*Simd*:*Golden*: kernels vs scalar and the goldens)
 #   DUAN_AARCH64_CPUS    CPUs for the kernel runs (default "cortex-a76 cortex-a72")
 #   DUAN_AARCH64_STEPS   any of "deps build full kernels" (default "build full kernels";
 #                        build implies deps)
@@ -124,13 +127,29 @@ fi
 
 status=0
 summary=()
-run_tests() {  # cpu filter: runs every CPU even after a failure, fails the step at the end
-    local cpu="$1" filter="$2" rc=0
-    step "duan_tests under qemu -cpu $cpu (filter $filter)"
-    local t0=$SECONDS
-    QEMU_CPU="$cpu" "$QEMU" -cpu "$cpu" "$BUILD/duan_tests" --gtest_filter="$filter" \
-        --gtest_brief=1 || rc=$?
-    summary+=("qemu -cpu $cpu: $([[ $rc == 0 ]] && echo passed || echo "FAILED (rc $rc)") in $((SECONDS - t0)) s")
+# run_tests cpu filter: duan_tests under qemu -cpu <cpu>, split into $JOBS gtest shards run side
+# by side (qemu-user is single-threaded per guest thread; the machine has $JOBS cores). Runs every
+# CPU even after a failure and fails the step at the end.
+run_tests() {
+    local cpu="$1" filter="$2" rc=0 t0=$SECONDS pids=() k
+    local logs="$BUILD/qemu-logs/$cpu"
+    step "duan_tests under qemu -cpu $cpu (filter $filter, $JOBS shards)"
+    rm -rf "$logs" && mkdir -p "$logs"
+    for ((k = 0; k < JOBS; ++k)); do
+        GTEST_TOTAL_SHARDS=$JOBS GTEST_SHARD_INDEX=$k QEMU_CPU="$cpu" \
+            DUAN_SD_CKPT_DIR="$BUILD/sd-checkpoints" \
+            "$QEMU" -cpu "$cpu" "$BUILD/duan_tests" --gtest_filter="$filter" --gtest_brief=1 \
+            >"$logs/shard$k.log" 2>&1 &
+        pids+=($!)
+    done
+    for ((k = 0; k < JOBS; ++k)); do
+        local r=0
+        wait "${pids[$k]}" || r=$?
+        echo "--- shard $k (rc $r)"
+        cat "$logs/shard$k.log"
+        ((r == 0)) || rc=$r
+    done
+    summary+=("qemu -cpu $cpu ($filter): $([[ $rc == 0 ]] && echo passed || echo "FAILED (rc $rc)") in $((SECONDS - t0)) s")
     [[ $rc == 0 ]] || status=1
 }
 
@@ -139,7 +158,7 @@ if has_step full; then
 fi
 if has_step kernels; then
     for cpu in ${DUAN_AARCH64_CPUS:-cortex-a76 cortex-a72}; do
-        run_tests "$cpu" "${DUAN_AARCH64_KERNEL_FILTER:-Kernels*:*Simd*}"
+        run_tests "$cpu" "${DUAN_AARCH64_KERNEL_FILTER:-Kernels*:*Simd*:*Golden*}"
     done
 fi
 if ((${#summary[@]})); then

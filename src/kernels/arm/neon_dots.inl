@@ -38,6 +38,39 @@ inline int32x4_t dot32(int8x16_t a0, int8x16_t a1, const int8_t* y) {
     return dot16(dot16(vdupq_n_s32(0), a0, vld1q_s8(y)), a1, vld1q_s8(y + 16));
 }
 
+// The Q8_0 reference's int8 lanes: lane l = the sum of the 4 products of elements 4l..4l+3 (of
+// these 16), exactly the lanes of vdotq_s32 / x86's vpdpbusd.
+inline int32x4_t dot16_lanes4(int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(vdupq_n_s32(0), a, b);
+#else
+    // vpaddlq: [p0+p1, p2+p3, p4+p5, p6+p7]; vpaddq_s32 then pairs those: [p0..3, p4..7, ...].
+    const int32x4_t l = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+    const int32x4_t h = vpaddlq_s16(vmull_high_s8(a, b));
+    return vpaddq_s32(l, h);
+#endif
+}
+
+// Q8_0 accumulation as the reference sums it (scalar_q_legacy.cpp, x86/quant_dot_body.h): 8 float
+// lanes (lo = lanes 0..3, elements 0..15; hi = lanes 4..7), one FMA per 32-block with
+// d = d_w * d_a; then lanes 0..3 + lanes 4..7, then [0]+[2] and [1]+[3], then those two.
+struct Q8Lanes {
+    float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
+    void add(const int8_t* w, const int8_t* a, float d) {
+        add(vld1q_s8(w), vld1q_s8(w + 16), vld1q_s8(a), vld1q_s8(a + 16), d);
+    }
+    void add(int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1, float d) {
+        const float32x4_t vd = vdupq_n_f32(d);
+        lo = vfmaq_f32(lo, vd, vcvtq_f32_s32(dot16_lanes4(w0, a0)));
+        hi = vfmaq_f32(hi, vd, vcvtq_f32_s32(dot16_lanes4(w1, a1)));
+    }
+    float sum() const {
+        const float32x4_t r = vaddq_f32(hi, lo);
+        const float32x2_t t = vadd_f32(vget_low_f32(r), vget_high_f32(r));
+        return vget_lane_f32(t, 0) + vget_lane_f32(t, 1);
+    }
+};
+
 inline int8x16_t s8(uint8x16_t v) {
     return vreinterpretq_s8_u8(v);
 }
@@ -196,12 +229,9 @@ float vec_dot_q5_1_q8_1(int64_t n, const void* w, const void* act) {
 float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* act) {
     const auto* x = static_cast<const block_q8_0*>(w);
     const auto* y = static_cast<const block_q8_0*>(act);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; ++i) {
-        const int sumi = vaddvq_s32(dot32(vld1q_s8(x[i].qs), vld1q_s8(x[i].qs + 16), y[i].qs));
-        sum += static_cast<float>(sumi) * (h2f(x[i].d) * h2f(y[i].d));
-    }
-    return sum;
+    Q8Lanes acc;
+    for (int64_t i = 0; i < n / QK8_0; ++i) acc.add(x[i].qs, y[i].qs, h2f(x[i].d) * h2f(y[i].d));
+    return acc.sum();
 }
 
 // 4 weight rows (w, w + stride, ...) times one activation row: out[0..3], each bit-identical to
@@ -233,17 +263,15 @@ void vec_dot4_q8_0_q8_0(int64_t n, const void* w, size_t stride, const void* act
     for (int r = 0; r < 4; ++r)
         x[r] = reinterpret_cast<const block_q8_0*>(static_cast<const uint8_t*>(w) + r * stride);
     const auto* y = static_cast<const block_q8_0*>(act);
-    float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    Q8Lanes acc[4];
     for (int64_t i = 0; i < n / QK8_0; ++i) {
         const int8x16_t a0 = vld1q_s8(y[i].qs), a1 = vld1q_s8(y[i].qs + 16);
         const float dy = h2f(y[i].d);
-        for (int r = 0; r < 4; ++r) {
-            const int32x4_t acc = dot16(dot16(vdupq_n_s32(0), vld1q_s8(x[r][i].qs), a0),
-                                        vld1q_s8(x[r][i].qs + 16), a1);
-            sum[r] += static_cast<float>(vaddvq_s32(acc)) * (h2f(x[r][i].d) * dy);
-        }
+        for (int r = 0; r < 4; ++r)
+            acc[r].add(vld1q_s8(x[r][i].qs), vld1q_s8(x[r][i].qs + 16), a0, a1,
+                       h2f(x[r][i].d) * dy);
     }
-    for (int r = 0; r < 4; ++r) out[r] = sum[r];
+    for (int r = 0; r < 4; ++r) out[r] = acc[r].sum();
 }
 
 // ---- K-quants (256-element super-blocks). Each sub-block's int32 partial sums are scaled by its

@@ -2,7 +2,8 @@
 // activation rows per pass with vmmlaq_s32, which multiplies a 2x8 int8 matrix by an 8x2 one into
 // 2x2 int32 sums. Per 32-element block: four vmmlaq_s32 give the four block sums exactly; the
 // scales are then applied lane-wise in the scalar reference's operand order, so each output is
-// bit-identical to the single-row vec_dot. (For one activation row i8mm has nothing to add over
+// bit-identical to the single-row vec_dot (Q4_0; Q8_0 sums in lanes of 4 products and uses
+// vdotq_s32, see below). (For one activation row i8mm has nothing to add over
 // vdotq_s32, so the table's vec_dot at the i8mm level is the dotprod build.)
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -77,25 +78,38 @@ void vec_dot_2x2_q4_0_q8_0(int64_t n, const void* w, size_t w_stride, const void
     vst1q_f32(out, sum);
 }
 
+// Q8_0 is summed by the reference in lanes of 4 products (see neon_dots.inl's Q8Lanes), which a
+// vmmlaq_s32 sum of 8 products cannot give; so the 2x2 tile uses vdotq_s32 (whose lanes are those
+// groups of 4) and shares each block's loads between the four outputs.
 void vec_dot_2x2_q8_0_q8_0(int64_t n, const void* w, size_t w_stride, const void* act,
                            size_t act_stride, float* out) {
-    const auto* x0 = row_at<block_q8_0>(w, w_stride, 0);
-    const auto* x1 = row_at<block_q8_0>(w, w_stride, 1);
-    const auto* y0 = row_at<block_q8_0>(act, act_stride, 0);
-    const auto* y1 = row_at<block_q8_0>(act, act_stride, 1);
-    float32x4_t sum = vdupq_n_f32(0.0f);
+    const block_q8_0* x[2] = {row_at<block_q8_0>(w, w_stride, 0),
+                              row_at<block_q8_0>(w, w_stride, 1)};
+    const block_q8_0* y[2] = {row_at<block_q8_0>(act, act_stride, 0),
+                              row_at<block_q8_0>(act, act_stride, 1)};
+    float32x4_t lo[4], hi[4];  // [2 * m + r]: lanes 0..3 and 4..7 of the reference's 8
+    for (int k = 0; k < 4; ++k) lo[k] = hi[k] = vdupq_n_f32(0.0f);
     for (int64_t i = 0; i < n / QK8_0; ++i) {
-        const int32x4_t sumi =
-            mmla_block(vld1q_s8(y0[i].qs), vld1q_s8(y0[i].qs + 16), vld1q_s8(y1[i].qs),
-                       vld1q_s8(y1[i].qs + 16), vld1q_s8(x0[i].qs), vld1q_s8(x0[i].qs + 16),
-                       vld1q_s8(x1[i].qs), vld1q_s8(x1[i].qs + 16));
-        // scalar: sum += float(sumi) * (d_w * d_a)
-        const float dw0 = fp16_to_fp32(x0[i].d), dw1 = fp16_to_fp32(x1[i].d);
-        const float da0 = fp16_to_fp32(y0[i].d), da1 = fp16_to_fp32(y1[i].d);
-        sum = vaddq_f32(sum, vmulq_f32(vcvtq_f32_s32(sumi), vmulq_f32(lanes(dw0, dw1, dw0, dw1),
-                                                                      lanes(da0, da0, da1, da1))));
+        const int8x16_t wl[2] = {vld1q_s8(x[0][i].qs), vld1q_s8(x[1][i].qs)};
+        const int8x16_t wh[2] = {vld1q_s8(x[0][i].qs + 16), vld1q_s8(x[1][i].qs + 16)};
+        const float dw[2] = {fp16_to_fp32(x[0][i].d), fp16_to_fp32(x[1][i].d)};
+        for (int m = 0; m < 2; ++m) {
+            const int8x16_t al = vld1q_s8(y[m][i].qs), ah = vld1q_s8(y[m][i].qs + 16);
+            const float da = fp16_to_fp32(y[m][i].d);
+            for (int r = 0; r < 2; ++r) {
+                const float32x4_t d = vdupq_n_f32(dw[r] * da);
+                const int k = 2 * m + r;
+                lo[k] = vfmaq_f32(lo[k], d, vcvtq_f32_s32(vdotq_s32(vdupq_n_s32(0), wl[r], al)));
+                hi[k] = vfmaq_f32(hi[k], d, vcvtq_f32_s32(vdotq_s32(vdupq_n_s32(0), wh[r], ah)));
+            }
+        }
     }
-    vst1q_f32(out, sum);
+    // The reference's horizontal sum: lanes 0..3 + 4..7, then [0]+[2], [1]+[3], then the two.
+    for (int k = 0; k < 4; ++k) {
+        const float32x4_t s = vaddq_f32(hi[k], lo[k]);
+        const float32x2_t t = vadd_f32(vget_low_f32(s), vget_high_f32(s));
+        out[k] = vget_lane_f32(t, 0) + vget_lane_f32(t, 1);
+    }
 }
 
 }  // namespace duan::kernels::arm::i8mm
