@@ -148,6 +148,10 @@ int cmd_plan(int argc, char** argv) {
             ModelShape m = shape_from_gguf(*gf);
             MemoryPlan mem = plan_memory(m, r);
             Device d = probe_this_device();
+            // The profile's efficiencies are ratios to the bandwidth measured in the same
+            // minute; on a shared machine a fresh probe can differ by 2x (26 to 60 GB/s seen on
+            // the 2-core VM), so this machine is planned with the profile's own figure.
+            if (!prof.empty() && prof.read_bw_gbs > 0) d.mem_bw_gbs = prof.read_bw_gbs;
             SpeedPlan sp = plan_speed(m, r, d, prof, std::min(n_prompt, r.n_ctx - measure_gen - 1),
                                       2 * measure_gen);
             const double mem_err = (double)mem.total() / got.peak_rss - 1;
