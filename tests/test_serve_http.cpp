@@ -166,11 +166,12 @@ TEST(ServeHttp, QueueFullGives429WithRetryAfter) {
     so.max_queue = 1;
     TestServer s(fo, so);
     std::thread a(
-        [&] { s.client()->Post("/v1/chat/completions", chat_body("a", 40, false), kJsonType); });
-    std::this_thread::sleep_for(60ms);
+        [&] { s.client()->Post("/v1/chat/completions", chat_body("a", 100, false), kJsonType); });
+    // Wait on state, not on the clock: under qemu a fixed 60 ms is not enough for a to be in the slot.
+    for (int i = 0; i < 1000 && s.engine->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
     std::thread b(
         [&] { s.client()->Post("/v1/chat/completions", chat_body("b", 2, false), kJsonType); });
-    std::this_thread::sleep_for(60ms);
+    for (int i = 0; i < 1000 && s.server->in_flight() < 2; ++i) std::this_thread::sleep_for(5ms);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("c", 2, false), kJsonType);
     expect_openai_error(r, 429, "queue_full");
     EXPECT_EQ(r->get_header_value("Retry-After"), "1");
@@ -277,7 +278,10 @@ TEST(ServeHttp, DrainFinishesInFlightAndRefusesNew) {
         auto r = s.client()->Post("/v1/chat/completions", chat_body("a", 30, false), kJsonType);
         if (r) status = r->status, body = r->body;
     });
-    std::this_thread::sleep_for(50ms);
+    // Drain only once the request is in flight: a fixed sleep raced under qemu (CI stop 9), where
+    // the request had not reached the engine 50 ms later and was refused by the drain instead.
+    for (int i = 0; i < 1000 && s.engine->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    EXPECT_EQ(s.engine->begun.load(), 1);
     std::thread d([&] { s.server->drain_and_stop(10); });
     std::this_thread::sleep_for(20ms);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("late", 2, false), kJsonType);

@@ -116,7 +116,7 @@ TEST(ServeScheduler, QueueFullGives429WithRetryAfter) {
     so.max_queue = 1;
     Fixture f(fo, so);
     auto a = f.sch->submit(completion("x", 50));
-    std::this_thread::sleep_for(50ms);           // a is in the slot
+    for (int i = 0; i < 1000 && f.eng->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
     auto b = f.sch->submit(completion("x", 2));  // queued
     try {
         f.sch->submit(completion("x", 2));
