@@ -13,6 +13,7 @@
 #include "diffusion/pipeline.h"
 #include "diffusion/png.h"
 #include "diffusion/sd_config.h"
+#include "diffusion/sd_synth.h"
 #include "diffusion/unet.h"
 #include "format/gguf_writer.h"
 #include "sd_fixture.h"
@@ -35,33 +36,42 @@ struct Spec {
     std::vector<std::vector<float>> fixed_data;
 };
 
-// Collects (name, torch shape) in the order the real structure has them, then writes a GGUF.
+// The spec as the library's builder takes it: tiny text encoders (2 layers, MLP 64, a 64-row
+// token embedding: ids are taken modulo its rows), no VAE (the tests add the tiny SD1 one).
+SdSynthSpec to_synth(const Spec& s) {
+    SdSynthSpec o;
+    o.name = "test";
+    o.mc = s.mc;
+    o.mult = s.mult;
+    o.depth = s.depth;
+    o.mid_depth = s.mid_depth;
+    o.ctx = s.ctx;
+    o.adm = s.adm;
+    o.linear_proj = s.linear_proj;
+    o.vae = false;
+    if (s.te == 2) o.text = {{"cond_stage_model.model.", 1024, 2, 64, 64, 77, true, 0}};
+    if (s.te == 3)
+        o.text = {{"conditioner.embedders.0.transformer.text_model.", 768, 2, 64, 64, 77, false, 0},
+                  {"conditioner.embedders.1.model.", 1280, 2, 64, 64, 77, true, 1280}};
+    return o;
+}
+
+// Writes the spec's tensors (diffusion/sd_synth.h, random F32) and the fixed ones as a GGUF.
 class Synth {
   public:
     explicit Synth(const Spec& s) : s_(s) {}
     void write(const std::string& path) {
-        build();
+        const auto t = sd_synth_tensors(to_synth(s_));
         gguf::Writer w(path);
-        for (const auto& [n, shp] : t_) w.add_tensor(n, DType::F32, {shp.rbegin(), shp.rend()});
+        for (const auto& x : t)
+            w.add_tensor(x.name, DType::F32, {x.shape.rbegin(), x.shape.rend()});
         for (const auto& [n, shp] : s_.fixed)
             w.add_tensor(n, DType::F32, {shp.rbegin(), shp.rend()});
         w.begin_data();
-        std::mt19937 rng(1);
-        std::normal_distribution<float> nd(0.0f, 1.0f);
-        for (const auto& [n, shp] : t_) {
-            int64_t numel = 1;
-            for (int64_t d : shp) numel *= d;
-            std::vector<float> v(static_cast<size_t>(numel));
-            const bool norm = n.find("norm") != std::string::npos ||
-                              n.find(".ln_") != std::string::npos ||
-                              n.find("in_layers.0") != std::string::npos ||
-                              n.find("out_layers.0") != std::string::npos ||
-                              n.find(".out.0.") != std::string::npos;
-            const bool bias = n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
-            const float sc =
-                shp.size() > 1 ? 1.0f / std::sqrt(static_cast<float>(numel / shp[0])) : 0.02f;
-            for (auto& x : v) x = bias ? 0.02f * nd(rng) : norm ? 1.0f : sc * nd(rng);
-            w.write_tensor_data(n, v.data(), v.size() * 4);
+        std::vector<float> v;
+        for (size_t i = 0; i < t.size(); ++i) {
+            sd_synth_fill(t[i], 1 + i, v);
+            w.write_tensor_data(t[i].name, v.data(), v.size() * 4);
         }
         for (size_t i = 0; i < s_.fixed.size(); ++i)
             w.write_tensor_data(s_.fixed[i].first, s_.fixed_data[i].data(),
@@ -71,131 +81,6 @@ class Synth {
 
   private:
     const Spec& s_;
-    std::vector<std::pair<std::string, std::vector<int64_t>>> t_;
-    const std::string P = "model.diffusion_model.";
-    void add(const std::string& n, std::vector<int64_t> s) { t_.push_back({n, std::move(s)}); }
-    void lin(const std::string& p, int64_t in, int64_t out, bool bias = true) {
-        add(p + ".weight", {out, in});
-        if (bias) add(p + ".bias", {out});
-    }
-    void conv(const std::string& p, int64_t in, int64_t out, int64_t k) {
-        add(p + ".weight", {out, in, k, k});
-        add(p + ".bias", {out});
-    }
-    void norm(const std::string& p, int64_t c) {
-        add(p + ".weight", {c});
-        add(p + ".bias", {c});
-    }
-    void res(const std::string& p, int in, int out) {
-        norm(p + ".in_layers.0", in);
-        conv(p + ".in_layers.2", in, out, 3);
-        lin(p + ".emb_layers.1", 4 * s_.mc, out);
-        norm(p + ".out_layers.0", out);
-        conv(p + ".out_layers.3", out, out, 3);
-        if (in != out) conv(p + ".skip_connection", in, out, 1);
-    }
-    void attn(const std::string& p, int ch, int depth) {
-        norm(p + ".norm", ch);
-        if (s_.linear_proj) {
-            lin(p + ".proj_in", ch, ch);
-            lin(p + ".proj_out", ch, ch);
-        } else {
-            conv(p + ".proj_in", ch, ch, 1);
-            conv(p + ".proj_out", ch, ch, 1);
-        }
-        for (int d = 0; d < depth; ++d) {
-            const std::string t = p + ".transformer_blocks." + std::to_string(d) + ".";
-            for (const char* a : {"attn1", "attn2"}) {
-                const int kv = std::string(a) == "attn2" ? s_.ctx : ch;
-                lin(t + a + ".to_q", ch, ch, false);
-                lin(t + a + ".to_k", kv, ch, false);
-                lin(t + a + ".to_v", kv, ch, false);
-                lin(t + a + ".to_out.0", ch, ch);
-            }
-            lin(t + "ff.net.0.proj", ch, 8 * ch);
-            lin(t + "ff.net.2", 4 * ch, ch);
-            for (const char* n : {"norm1", "norm2", "norm3"}) norm(t + n, ch);
-        }
-    }
-    // OpenCLIP (oc) or transformers-CLIP text encoder of width D, 2 layers, MLP 64, vocab 64.
-    void text(const std::string& p, int D, bool oc, int proj) {
-        const int M = 64;
-        if (oc) {
-            add(p + "token_embedding.weight", {64, D});
-            add(p + "positional_embedding", {77, D});
-            for (int i = 0; i < 2; ++i) {
-                const std::string L = p + "transformer.resblocks." + std::to_string(i) + ".";
-                norm(L + "ln_1", D);
-                norm(L + "ln_2", D);
-                add(L + "attn.in_proj_weight", {3 * D, D});
-                add(L + "attn.in_proj_bias", {3 * D});
-                lin(L + "attn.out_proj", D, D);
-                lin(L + "mlp.c_fc", D, M);
-                lin(L + "mlp.c_proj", M, D);
-            }
-            norm(p + "ln_final", D);
-            if (proj) add(p + "text_projection", {D, proj});
-        } else {
-            add(p + "embeddings.token_embedding.weight", {64, D});
-            add(p + "embeddings.position_embedding.weight", {77, D});
-            for (int i = 0; i < 2; ++i) {
-                const std::string L = p + "encoder.layers." + std::to_string(i) + ".";
-                norm(L + "layer_norm1", D);
-                norm(L + "layer_norm2", D);
-                for (const char* q : {"q_proj", "k_proj", "v_proj", "out_proj"})
-                    lin(L + "self_attn." + q, D, D);
-                lin(L + "mlp.fc1", D, M);
-                lin(L + "mlp.fc2", M, D);
-            }
-            norm(p + "final_layer_norm", D);
-        }
-    }
-    void build() {
-        const int mc = s_.mc, L = static_cast<int>(s_.mult.size());
-        if (s_.te == 2) text("cond_stage_model.model.", 1024, true, 0);
-        if (s_.te == 3) {
-            text("conditioner.embedders.0.transformer.text_model.", 768, false, 0);
-            text("conditioner.embedders.1.model.", 1280, true, 1280);
-        }
-        lin(P + "time_embed.0", mc, 4 * mc);
-        lin(P + "time_embed.2", 4 * mc, 4 * mc);
-        if (s_.adm) {
-            lin(P + "label_emb.0.0", s_.adm, 4 * mc);
-            lin(P + "label_emb.0.2", 4 * mc, 4 * mc);
-        }
-        conv(P + "input_blocks.0.0", 4, mc, 3);
-        std::vector<int> chans = {mc};
-        int ch = mc, idx = 0;
-        for (int l = 0; l < L; ++l) {
-            for (int r = 0; r < 2; ++r) {
-                const std::string p = P + "input_blocks." + std::to_string(++idx);
-                res(p + ".0", ch, s_.mult[l] * mc);
-                ch = s_.mult[l] * mc;
-                if (s_.depth[l]) attn(p + ".1", ch, s_.depth[l]);
-                chans.push_back(ch);
-            }
-            if (l != L - 1) {
-                conv(P + "input_blocks." + std::to_string(++idx) + ".0.op", ch, ch, 3);
-                chans.push_back(ch);
-            }
-        }
-        res(P + "middle_block.0", ch, ch);
-        attn(P + "middle_block.1", ch, s_.mid_depth);
-        res(P + "middle_block.2", ch, ch);
-        idx = 0;
-        for (int l = L - 1; l >= 0; --l)
-            for (int i = 0; i < 3; ++i, ++idx) {
-                const std::string p = P + "output_blocks." + std::to_string(idx);
-                const int ich = chans.back();
-                chans.pop_back();
-                res(p + ".0", ch + ich, mc * s_.mult[l]);
-                ch = mc * s_.mult[l];
-                if (s_.depth[l]) attn(p + ".1", ch, s_.depth[l]);
-                if (l > 0 && i == 2) conv(p + (s_.depth[l] ? ".2" : ".1") + ".conv", ch, ch, 3);
-            }
-        norm(P + "out.0", mc);
-        conv(P + "out.2", mc, 4, 3);
-    }
 };
 
 struct TmpDir {

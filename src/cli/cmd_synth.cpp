@@ -1,21 +1,63 @@
 // duan synth: write a random-weight GGUF of a real model's exact shape and file size (presets in
 // llm/presets.cpp), for benchmarks and memory planning without downloading the weights.
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "diffusion/sd_synth.h"
 #include "llm/presets.h"
 #include "llm/synth.h"
 
 namespace duan::cli {
 
+namespace {
+// duan synth --sd: an SD checkpoint of a real model's shape, random weights (diffusion/sd_synth.h).
+int synth_sd(const std::string& name, const std::string& out, const std::string& type,
+             uint64_t seed, bool keep_conv_f16, bool plan_only) {
+    const diffusion::SdSynthSpec spec = diffusion::sd_synth_preset(name);
+    const auto t = dtype_from_name(type);
+    if (!t) fail("unknown --type '", type, "' for --sd; choose f32, f16, q8_0, q4_0 or q4_k");
+    diffusion::SdConvertOptions so;
+    so.type = *t;
+    so.quantize_convs = !keep_conv_f16;
+    if (plan_only) {
+        int64_t total = 0;
+        for (const auto& ts : diffusion::sd_synth_tensors(spec)) {
+            int64_t n = 1;
+            for (int64_t d : ts.shape) n *= d;
+            total += n;
+            std::string shape;
+            for (int64_t d : ts.shape) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
+            std::printf("%-80s %-5s %s\n", ts.name.c_str(),
+                        dtype_name(diffusion::sd_tensor_type(ts.name, ts.shape, DType::F32, *t,
+                                                             so.quantize_convs)),
+                        shape.c_str());
+        }
+        std::printf("%.3fB parameters\n", static_cast<double>(total) / 1e9);
+        return 0;
+    }
+    if (out.empty()) fail("-o FILE is required");
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto st = diffusion::write_sd_synth(spec, out, seed, so);
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(out, ec);
+    std::fprintf(stderr, "%s: %s %s, %d tensors, %.3fB params, %.2f MiB, %.1f s\n", out.c_str(),
+                 name.c_str(), dtype_name(*t), st.n_tensors, static_cast<double>(st.n_params) / 1e9,
+                 static_cast<double>(bytes) / (1 << 20),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return 0;
+}
+}  // namespace
+
 int cmd_synth(int argc, char** argv) {
     CLI::App app{"duan synth: write a random-weight GGUF of a model preset's exact shape",
                  "duan synth"};
-    std::string preset, out;
+    std::string preset, out, sd;
     SynthOptions o;
-    bool list = false, plan_only = false;
+    bool list = false, plan_only = false, keep_conv_f16 = false;
     long long seed = 1;
     std::string types;
     for (const auto& t : synth_type_names()) types += (types.empty() ? "" : " ") + t;
@@ -28,6 +70,10 @@ int cmd_synth(int argc, char** argv) {
     app.add_option("--seed", seed, "random seed")->default_val(1);
     app.add_option("-t,--threads", o.n_threads, "quantization threads")->default_val(2);
     app.add_flag("--pure", o.pure, "every matrix in the base type (no llama.cpp mix rules)");
+    app.add_option("--sd", sd,
+                   "a Stable Diffusion shape instead: sd15, sd2 or sdxl (UNet, text encoders and "
+                   "VAE; --type f32|f16|q8_0|q4_0|q4_k, tensor types as duan convert --sd)");
+    app.add_flag("--keep-conv-f16", keep_conv_f16, "with --sd: UNet convs stay F16");
     app.add_flag("--list", list, "list the presets");
     app.add_flag("--plan", plan_only, "print the tensor table instead of writing a file");
     if (int rc = parse(app, argc, argv); rc >= 0) return rc;
@@ -43,6 +89,8 @@ int cmd_synth(int argc, char** argv) {
                         static_cast<long long>(p.n_ff), static_cast<long long>(p.n_vocab), p.note);
         return 0;
     }
+    if (!sd.empty())
+        return synth_sd(sd, out, o.type, static_cast<uint64_t>(seed), keep_conv_f16, plan_only);
     if (preset.empty()) fail("--preset is required (duan synth --list shows them)");
     const Preset* p = find_preset(preset);
     if (!p) fail("unknown preset '", preset, "' (duan synth --list shows them)");

@@ -40,17 +40,17 @@ DType sd_tensor_type(const std::string& name, const std::vector<int64_t>& shape,
     return target;
 }
 
-void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdConvertOptions& o) {
+void write_sd_gguf(const std::string& out, const std::vector<SdTensorSource>& tensors,
+                   const std::function<std::vector<float>(size_t)>& data, const SdConvertOptions& o,
+                   const std::function<void(gguf::Metadata&)>& meta) {
     if (o.type != DType::F32 && o.type != DType::F16 && !kernels::can_quantize(o.type))
-        fail("duan convert --sd: cannot write type ", dtype_name(o.type));
-    const Checkpoint ck(in);
+        fail("cannot write Stable Diffusion weights as ", dtype_name(o.type));
     gguf::Writer w(out);
     w.meta().set("general.architecture", gguf::Value::from_string("stable-diffusion"));
-    w.meta().set("general.name", gguf::Value::from_string(in));
-    w.meta().set("duan.sd.source_container", gguf::Value::from_string(ck.container()));
     w.meta().set("duan.sd.weight_type", gguf::Value::from_string(dtype_name(o.type)));
+    if (meta) meta(w.meta());
     std::vector<DType> types;
-    for (const TensorView& t : ck.tensors()) {
+    for (const SdTensorSource& t : tensors) {
         const DType ty = sd_tensor_type(t.name, t.shape, t.type, o.type, o.quantize_convs);
         types.push_back(ty);
         std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
@@ -61,20 +61,35 @@ void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdC
     }
     w.begin_data();
     std::vector<uint8_t> buf;
-    for (size_t i = 0; i < ck.tensors().size(); ++i) {
-        const TensorView& t = ck.tensors()[i];
-        const std::vector<float> f = ck.to_f32(t);
-        const int64_t n = t.numel();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const SdTensorSource& t = tensors[i];
+        const std::vector<float> f = data(i);
+        int64_t n = 1;
+        for (int64_t d : t.shape) n *= d;
+        if (static_cast<int64_t>(f.size()) != n)
+            fail("tensor ", t.name, ": ", f.size(), " values for ", n, " elements");
         int64_t row = t.shape.empty() ? 1 : t.shape.back();
         if (t.shape.size() == 4 && dtype_info(types[i]).block_size > 1) row = n / t.shape[0];
-        buf.resize(dtype_row_bytes(types[i], row) * static_cast<size_t>(n / row));
         const size_t rb = dtype_row_bytes(types[i], row);
+        buf.resize(rb * static_cast<size_t>(n / row));
         for (int64_t r = 0; r < n / row; ++r)
             kernels::quantize_row(types[i], f.data() + r * row, buf.data() + r * rb, row);
         w.write_tensor_data(t.name, buf.data(), buf.size());
         if (o.log) o.log(t.name + " " + dtype_name(t.type) + " -> " + dtype_name(types[i]));
     }
     w.finish();
+}
+
+void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdConvertOptions& o) {
+    const Checkpoint ck(in);
+    std::vector<SdTensorSource> src;
+    for (const TensorView& t : ck.tensors()) src.push_back({t.name, t.shape, t.type});
+    write_sd_gguf(
+        out, src, [&](size_t i) { return ck.to_f32(ck.tensors()[i]); }, o,
+        [&](gguf::Metadata& m) {
+            m.set("general.name", gguf::Value::from_string(in));
+            m.set("duan.sd.source_container", gguf::Value::from_string(ck.container()));
+        });
 }
 
 }  // namespace duan::diffusion

@@ -21,8 +21,10 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
+#include "format/gguf.h"
 
 namespace duan::diffusion {
 
@@ -35,6 +37,20 @@ struct SdConvertOptions {
 // The type `name` (of `shape`, PyTorch order, stored as `src`) gets under `target`.
 DType sd_tensor_type(const std::string& name, const std::vector<int64_t>& shape, DType src,
                      DType target, bool quantize_convs = true);
+
+// One tensor to write: its LDM name, PyTorch-order shape and the type it comes in (which decides
+// what "keep the source type" means for biases and norms).
+struct SdTensorSource {
+    std::string name;
+    std::vector<int64_t> shape;
+    DType type = DType::F32;
+};
+
+// Writes `tensors` as an SD GGUF, typing each with sd_tensor_type; data(i) gives tensor i's
+// values as F32 (called once per tensor, in order, so memory stays at one tensor); meta adds keys.
+void write_sd_gguf(const std::string& out, const std::vector<SdTensorSource>& tensors,
+                   const std::function<std::vector<float>(size_t)>& data, const SdConvertOptions& o,
+                   const std::function<void(gguf::Metadata&)>& meta = {});
 
 void convert_sd_to_gguf(const std::string& in, const std::string& out, const SdConvertOptions& o);
 
