@@ -9,7 +9,6 @@
 
 #include "diffusion/rng.h"
 #include "diffusion/vae.h"
-#include "diffusion/weights.h"
 
 namespace duan::diffusion {
 
@@ -21,19 +20,10 @@ class VaeEncoder {
     int width() const { return ch_; }
 
   private:
-    struct Res {
-        Norm n1, n2;
-        Conv2d c1, c2, skip;
-        int in = 0, out = 0;
-    };
-    Res load_res(const Checkpoint& ck, const std::string& p, int in, int out) const;
-    void run_res(ThreadPool& pool, const Res& r, std::vector<float>& x, int H, int W) const;
-
     Conv2d conv_in_, conv_out_, quant_, down_conv_[3];
-    std::vector<Res> down_[4];
-    Res mid1_, mid2_;
-    Norm attn_norm_, norm_out_;
-    Conv2d q_, k_, v_, proj_;
+    std::vector<VaeResBlock> down_[4];
+    VaeMidBlock mid_;
+    Norm norm_out_;
     int ch_ = 0, block_out_ = 0;
 };
 
