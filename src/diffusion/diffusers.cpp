@@ -170,37 +170,12 @@ void open_diffusers(Checkpoint& ck, const std::string& dir) {
                 if (split_index(t.name, "up_blocks.", &i, &r) && starts(r, "attentions."))
                     up_with_attn.insert(i);
         }
-        for (const auto& t : f->tensors()) {
-            std::string name;
-            if (part.kind == 0)
-                name = diffusers_unet_to_ldm(t.name, up_with_attn);
-            else if (part.kind == 1)
-                name = diffusers_vae_to_ldm(t.name);
-            else if (starts(t.name, "text_model."))
-                name = "cond_stage_model.transformer." + t.name;
-            if (name.empty()) continue;  // not used by duan (e.g. position_ids)
-            TensorView v;
-            v.name = name;
-            v.shape = t.shape;
-            v.data = t.data;
-            v.n_bytes = t.nbytes();
-            v.source = f->path() + " (" + t.name + ")";
-            switch (t.dtype) {
-                case safetensors::DType::F32:
-                    v.type = DType::F32;
-                    break;
-                case safetensors::DType::F16:
-                    v.type = DType::F16;
-                    break;
-                case safetensors::DType::BF16:
-                    v.type = DType::BF16;
-                    break;
-                default:
-                    continue;
-            }
-            ck.add(std::move(v));
-        }
-        ck.keep(f);
+        ck.add_safetensors(std::move(f), [&](const std::string& key) -> std::string {
+            if (part.kind == 0) return diffusers_unet_to_ldm(key, up_with_attn);
+            if (part.kind == 1) return diffusers_vae_to_ldm(key);
+            if (starts(key, "text_model.")) return "cond_stage_model.transformer." + key;
+            return "";  // not used by duan (e.g. position_ids)
+        });
     }
 }
 

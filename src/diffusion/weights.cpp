@@ -52,15 +52,16 @@ void Checkpoint::add(TensorView t) {
     tensors_.push_back(std::move(t));
 }
 
-void Checkpoint::open_safetensors(const std::string& path) {
-    auto f = std::make_shared<safetensors::File>(path);
+void Checkpoint::add_safetensors(std::shared_ptr<safetensors::File> f,
+                                 const std::function<std::string(const std::string&)>& rename) {
     for (const auto& t : f->tensors()) {
         TensorView v;
-        v.name = t.name;
+        v.name = rename ? rename(t.name) : t.name;
+        if (v.name.empty()) continue;  // not used by duan
         v.shape = t.shape;
         v.data = t.data;
         v.n_bytes = t.nbytes();
-        v.source = path;
+        v.source = rename ? f->path() + " (" + t.name + ")" : f->path();
         switch (t.dtype) {
             case safetensors::DType::F32:
                 v.type = DType::F32;
@@ -76,7 +77,11 @@ void Checkpoint::open_safetensors(const std::string& path) {
         }
         add(std::move(v));
     }
-    keep(f);
+    keep(std::move(f));
+}
+
+void Checkpoint::open_safetensors(const std::string& path) {
+    add_safetensors(std::make_shared<safetensors::File>(path));
 }
 
 void Checkpoint::open_gguf(const std::string& path) {

@@ -9,6 +9,7 @@
 // reference always keeps conv kernels in F16). From GGUF, F16 and quantized 2-D weights stay in
 // the map and run through kernels::matmul (activations quantized to the weight's dot type).
 #pragma once
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -73,6 +74,11 @@ class Checkpoint {
     // Used by the loaders: register a tensor (name already mapped to LDM).
     void add(TensorView t);
     void keep(std::shared_ptr<void> owner) { owners_.push_back(std::move(owner)); }
+    // Registers the F32/F16/BF16 tensors of a safetensors file (integer buffers such as
+    // position_ids are not used) and keeps the file mapped. rename: stored key -> LDM name (""
+    // leaves the tensor out); with one, each tensor's source also names its stored key.
+    void add_safetensors(std::shared_ptr<safetensors::File> f,
+                         const std::function<std::string(const std::string&)>& rename = {});
 
   private:
     const TensorView& expect(const std::string& name, int64_t numel) const;
