@@ -19,7 +19,8 @@ StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::strin
     using L = TextTransformer::Layout;
     switch (unet_.config().version) {
         case SdVersion::SD1:
-            te_ = std::make_unique<ClipTextEncoder>(ck_);
+            vitl_ =
+                std::make_unique<TextTransformer>(ck_, TextTransformer::sd1_prefix(ck_), L::HfClip);
             break;
         case SdVersion::SD2:
             big_ = std::make_unique<TextTransformer>(ck_, "cond_stage_model.model.", L::OpenClip);
@@ -33,7 +34,7 @@ StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::strin
             break;
     }
     const int want = unet_.config().context_dim;
-    const int got = big_ ? big_->dim() + (vitl_ ? vitl_->dim() : 0) : 768;
+    const int got = (big_ ? big_->dim() : 0) + (vitl_ ? vitl_->dim() : 0);
     if (got != want)
         fail(checkpoint, ": the text encoder width ", got, " does not match the UNet's context ",
              want);
@@ -61,8 +62,8 @@ const StableDiffusion::Cond& StableDiffusion::encode_tokens(const std::vector<in
         if (t == tokens) return e;
     if (te_cache_.size() >= 4) te_cache_.erase(te_cache_.begin());
     Cond c;
-    if (te_) {
-        c.hidden = te_->encode(pool_, tokens);
+    if (!big_) {  // SD1: ViT-L last layer, then the final LN
+        c.hidden = vitl_->encode(pool_, tokens, true, false, /*clip_skip=*/1).hidden;
     } else if (!vitl_) {  // SD2: ViT-H penultimate layer, then ln_final
         c.hidden = big_->encode(pool_, pad_with_zero(tokens), true, false).hidden;
     } else {  // SDXL: [ViT-L penultimate | bigG penultimate] per token, no final LN; bigG pooled

@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "diffusion/clip_text.h"
 #include "diffusion/clip_tokenizer.h"
 #include "diffusion/sampler.h"
 #include "diffusion/text_transformer.h"
@@ -91,8 +90,8 @@ class StableDiffusion {
     ThreadPool pool_;
     Checkpoint ck_;
     ClipTokenizer tok_;
-    std::unique_ptr<ClipTextEncoder> te_;          // SD1
-    std::unique_ptr<TextTransformer> big_, vitl_;  // SD2: big_ (ViT-H); SDXL: vitl_ + big_ (bigG)
+    // SD1: vitl_ (ViT-L); SD2: big_ (ViT-H); SDXL: vitl_ + big_ (bigG).
+    std::unique_ptr<TextTransformer> big_, vitl_;
     UNet unet_;
     VaeDecoder vae_;
     CompVisSchedule sched_;

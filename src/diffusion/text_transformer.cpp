@@ -4,6 +4,14 @@
 
 namespace duan::diffusion {
 
+std::string TextTransformer::sd1_prefix(const Checkpoint& ck) {
+    const std::string P = "cond_stage_model.transformer.";
+    if (!ck.has(P + "text_model.embeddings.token_embedding.weight") &&
+        ck.has(P + "embeddings.token_embedding.weight"))
+        return P;
+    return P + "text_model.";
+}
+
 TextTransformer::TextTransformer(const Checkpoint& ck, const std::string& P, Layout layout)
     : layout_(layout) {
     const bool oc = layout == Layout::OpenClip;
@@ -102,10 +110,13 @@ void TextTransformer::run_layer(ThreadPool& pool, const Layer& l, std::vector<fl
 
 TextTransformer::Output TextTransformer::encode(ThreadPool& pool,
                                                 const std::vector<int32_t>& tokens, bool final_ln,
-                                                bool pooled) const {
+                                                bool pooled, int clip_skip) const {
     if (tokens.empty() || tokens.size() % kCtx != 0)
         fail("text encoder: token count ", tokens.size(), " is not a multiple of 77");
     if (pooled && proj_.empty()) fail("text encoder: no text_projection for the pooled output");
+    const size_t n = layers_.size();
+    if (clip_skip < 1 || static_cast<size_t>(clip_skip) > n)
+        fail("text encoder: clip_skip ", clip_skip, " is outside 1..", n, " (its layer count)");
     const int64_t T = static_cast<int64_t>(tokens.size()), D = dim_, chunks = T / kCtx;
     std::vector<float> x(static_cast<size_t>(T * D));
     for (int64_t t = 0; t < T; ++t) {
@@ -115,12 +126,13 @@ TextTransformer::Output TextTransformer::encode(ThreadPool& pool,
         const float* pe = pos_emb_.data + (t % kCtx) * D;
         for (int64_t d = 0; d < D; ++d) x[t * D + d] = te[d] + pe[d];
     }
-    const size_t n = layers_.size();
-    for (size_t i = 0; i + 1 < n; ++i) run_layer(pool, layers_[i], x);
+    const size_t used = n + 1 - static_cast<size_t>(clip_skip);  // layers the hidden states see
+    for (size_t i = 0; i < used; ++i) run_layer(pool, layers_[i], x);
     Output out;
     out.hidden = final_ln ? layer_norm(x.data(), T, D, final_ln_, 1e-5f) : x;
     if (!pooled) return out;
-    run_layer(pool, layers_[n - 1], x);  // the last layer only feeds the pooled vector
+    // The layers after them only feed the pooled vector.
+    for (size_t i = used; i < n; ++i) run_layer(pool, layers_[i], x);
     out.pooled.assign(static_cast<size_t>(chunks * proj_dim_), 0.0f);
     for (int64_t c = 0; c < chunks; ++c) {
         // EOS: the first position holding the largest id (49407), as OpenCLIP's argmax does.
