@@ -4,7 +4,6 @@
 // as the single file, bit for bit (same weights, same code path).
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -13,43 +12,13 @@
 #include "diffusion/pipeline.h"
 #include "format/safetensors.h"
 #include "sd_fixture.h"
+#include "sd_test_util.h"
 
 using namespace duan;
 using namespace duan::diffusion;
 namespace fs = std::filesystem;
 
 namespace {
-struct Out {
-    std::string name;
-    const safetensors::TensorInfo* t;
-    std::vector<int64_t> shape;
-};
-
-void write_st(const fs::path& p, const std::vector<Out>& ts) {
-    std::string h = "{";
-    uint64_t off = 0;
-    for (const Out& o : ts) {
-        if (h.size() > 1) h += ",";
-        h += "\"" + o.name + "\":{\"dtype\":\"" + safetensors::dtype_name(o.t->dtype) +
-             "\",\"shape\":[";
-        for (size_t i = 0; i < o.shape.size(); ++i)
-            h += (i ? std::string(",") : std::string()) + std::to_string(o.shape[i]);
-        h += "],\"data_offsets\":[" + std::to_string(off) + "," +
-             std::to_string(off + o.t->nbytes()) + "]}";
-        off += o.t->nbytes();
-    }
-    h += "}";
-    while (h.size() % 8) h += ' ';
-    std::ofstream f(p, std::ios::binary);
-    const uint64_t n = h.size();
-    f.write(reinterpret_cast<const char*>(&n), 8);
-    f.write(h.data(), static_cast<std::streamsize>(h.size()));
-    for (const Out& o : ts)
-        f.write(reinterpret_cast<const char*>(o.t->data),
-                static_cast<std::streamsize>(o.t->nbytes()));
-    ASSERT_TRUE(f.good()) << p;
-}
-
 std::string sub(const std::string& s, const char* re, const char* fmt) {
     return std::regex_replace(s, std::regex(re), fmt);
 }
@@ -120,26 +89,29 @@ std::string to_diffusers_vae(const std::string& k) {
 
 void write_diffusers_copy(const std::string& single, const fs::path& dir) {
     const safetensors::File f(single);
-    std::vector<Out> unet, vae, te;
+    std::vector<test::StTensor> unet, vae, te;
     for (const auto& t : f.tensors()) {
         const std::string& n = t.name;
+        auto as = [&t](std::string name) {  // the same data under another name
+            return test::StTensor{std::move(name), t.dtype, t.shape, t.data, t.nbytes()};
+        };
         if (n.rfind("model.diffusion_model.", 0) == 0) {
             const std::string d = to_diffusers_unet(n.substr(22));
             ASSERT_FALSE(d.empty()) << n;
-            unet.push_back({d, &t, t.shape});
+            unet.push_back(as(d));
         } else if (n.rfind("first_stage_model.", 0) == 0) {
-            Out o{to_diffusers_vae(n.substr(18)), &t, t.shape};
+            test::StTensor o = as(to_diffusers_vae(n.substr(18)));
             if (o.name.find("attentions.0.") != std::string::npos && o.shape.size() == 4)
                 o.shape.resize(2);  // diffusers: Linear [C][C]
             vae.push_back(o);
         } else if (n.rfind("cond_stage_model.transformer.", 0) == 0) {
-            te.push_back({n.substr(29), &t, t.shape});
+            te.push_back(as(n.substr(29)));
         }
     }
     for (const char* s : {"unet", "vae", "text_encoder"}) fs::create_directories(dir / s);
-    write_st(dir / "unet" / "diffusion_pytorch_model.safetensors", unet);
-    write_st(dir / "vae" / "diffusion_pytorch_model.safetensors", vae);
-    write_st(dir / "text_encoder" / "model.safetensors", te);
+    test::write_safetensors(dir / "unet" / "diffusion_pytorch_model.safetensors", unet);
+    test::write_safetensors(dir / "vae" / "diffusion_pytorch_model.safetensors", vae);
+    test::write_safetensors(dir / "text_encoder" / "model.safetensors", te);
     std::ofstream(dir / "model_index.json") << "{\"_class_name\": \"StableDiffusionPipeline\"}\n";
 }
 }  // namespace
@@ -168,23 +140,13 @@ TEST(SdDiffusers, KeyMapping) {
 TEST(SdDiffusers, SameLatentAsSingleFile) {
     DUAN_REQUIRE_TESTDATA("sd/clip/merges.txt");
     DUAN_REQUIRE_SD_CHECKPOINT(dir);
-    std::string tmp = (fs::temp_directory_path() / "duan_sddiff_XXXXXX").string();
-    ASSERT_TRUE(mkdtemp(tmp.data()));
-    struct Rm {
-        std::string p;
-        ~Rm() {
-            std::error_code ec;
-            fs::remove_all(p, ec);
-        }
-    } rm{tmp};
+    const test::TmpDir tmpdir("duan_sddiff");
+    const std::string& tmp = tmpdir.path;
+    ASSERT_FALSE(HasFailure());  // mkdtemp
     const std::string single = dir + "/tiny_sd1_s0_f16.safetensors";
     write_diffusers_copy(single, tmp);
-    Txt2ImgParams p;
-    p.prompt = "a red ball on the grass";
+    Txt2ImgParams p = test::reference_params();
     p.steps = 2;
-    p.width = p.height = 64;
-    p.sampler = Sampler::Euler;
-    p.rng = "cpu";
     const std::string merges = test::testdata("sd/clip/merges.txt");
     std::vector<float> a, b;
     {

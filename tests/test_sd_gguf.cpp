@@ -6,40 +6,21 @@
 
 #include <cmath>
 #include <filesystem>
-#include <map>
 
 #include "core/error.h"
 #include "diffusion/npy.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/sd_gguf.h"
-#include "format/gguf_writer.h"
 #include "sd_fixture.h"
+#include "sd_test_util.h"
 
 using namespace duan;
 using namespace duan::diffusion;
 
-namespace {
-double rel_err(const std::vector<float>& a, const std::vector<float>& r) {
-    EXPECT_EQ(a.size(), r.size());
-    double mx = 0, mref = 0;
-    for (size_t i = 0; i < r.size() && i < a.size(); ++i) {
-        mx = std::max(mx, std::fabs(static_cast<double>(a[i]) - r[i]));
-        mref = std::max(mref, std::fabs(static_cast<double>(r[i])));
-    }
-    return mx / (mref + 1e-30);
-}
-struct TmpDir {  // a fresh folder, removed with its content at scope exit
-    std::string path;
-    TmpDir() {
-        path = (std::filesystem::temp_directory_path() / "duan_sdgguf_XXXXXX").string();
-        if (!mkdtemp(path.data())) ADD_FAILURE() << "mkdtemp";
-    }
-    ~TmpDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
-}  // namespace
+using test::reference_params;
+using test::rel_err;
+using test::TmpDir;
+using test::write_f32_gguf;
 
 TEST(SdGguf, TensorTypeRule) {
     const DType Q8 = DType::Q8_0, Q4K = DType::Q4_K, F16 = DType::F16, F32 = DType::F32;
@@ -90,7 +71,7 @@ TEST(SdGguf, TensorTypeRule) {
 TEST(SdGguf, QuantizedRunsCloseToF32) {
     DUAN_REQUIRE_TESTDATA("sd/runs/f32_euler_cpu/final_latent.npy");
     DUAN_REQUIRE_SD_CHECKPOINT(dir);
-    TmpDir tmp;
+    TmpDir tmp("duan_sdgguf");
     const std::string run = "f32_euler_cpu";
     const auto ref_latent = npy_read(test::testdata("sd/runs/" + run + "/final_latent.npy")).data;
     const auto ref_eps = npy_read(test::testdata("sd/runs/" + run + "/eval00_eps_cond.npy")).data;
@@ -109,14 +90,7 @@ TEST(SdGguf, QuantizedRunsCloseToF32) {
         convert_sd_to_gguf(dir + "/tiny_sd1_s0_f32.safetensors", out, o);
         StableDiffusion sd(out, test::testdata("sd/clip/merges.txt"), default_thread_count());
         EXPECT_EQ(sd.checkpoint().container(), "gguf");
-        Txt2ImgParams p;
-        p.prompt = "a red ball on the grass";
-        p.seed = 42;
-        p.steps = 4;
-        p.cfg = 7.0f;
-        p.width = p.height = 64;
-        p.sampler = Sampler::Euler;
-        p.rng = "cpu";
+        const Txt2ImgParams p = reference_params();  // the f32_euler_cpu run
         std::vector<float> eps0;
         Txt2ImgHooks hooks;
         hooks.dump = [&](const std::string& n, const std::vector<int64_t>&,
@@ -137,18 +111,11 @@ TEST(SdGguf, QuantizedRunsCloseToF32) {
 
 // Item 5 of the issue: a missing or mis-shaped tensor is named in the error.
 TEST(SdGguf, BadTensorsAreNamed) {
-    TmpDir tmp;
+    TmpDir tmp("duan_sdgguf");
     const std::string path = tmp.path + "/bad.gguf";
-    {
-        gguf::Writer w(path);
-        // UNet input conv with 3 input channels instead of 4.
-        w.add_tensor("model.diffusion_model.input_blocks.0.0.weight", DType::F32, {3, 3, 3, 32});
-        w.begin_data();
-        std::vector<float> z(3 * 3 * 3 * 32, 0.0f);
-        w.write_tensor_data("model.diffusion_model.input_blocks.0.0.weight", z.data(),
-                            z.size() * 4);
-        w.finish();
-    }
+    const std::string conv_in = "model.diffusion_model.input_blocks.0.0.weight";
+    write_f32_gguf(path,
+                   {{conv_in, {32, 3, 3, 3}}});  // UNet input conv with 3 input channels, not 4
     try {
         Checkpoint ck(path);
         UNet u(ck);
@@ -157,15 +124,7 @@ TEST(SdGguf, BadTensorsAreNamed) {
         EXPECT_NE(std::string(e.what()).find("input_blocks.0.0.weight"), std::string::npos)
             << e.what();
     }
-    {
-        gguf::Writer w(path);
-        w.add_tensor("model.diffusion_model.input_blocks.0.0.weight", DType::F32, {3, 3, 4, 32});
-        w.begin_data();
-        std::vector<float> z(3 * 3 * 4 * 32, 0.0f);
-        w.write_tensor_data("model.diffusion_model.input_blocks.0.0.weight", z.data(),
-                            z.size() * 4);
-        w.finish();
-    }
+    write_f32_gguf(path, {{conv_in, {32, 4, 3, 3}}});
     try {
         Checkpoint ck(path);
         UNet u(ck);

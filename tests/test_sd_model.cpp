@@ -16,8 +16,10 @@
 #include "diffusion/pipeline.h"
 #include "diffusion/png.h"
 #include "sd_fixture.h"
+#include "sd_test_util.h"
 
 using namespace duan::diffusion;
+using duan::test::rel_err;
 
 namespace {
 std::string run_file(const std::string& run, const std::string& name) {
@@ -25,15 +27,6 @@ std::string run_file(const std::string& run, const std::string& name) {
 }
 std::vector<float> ref(const std::string& run, const std::string& name) {
     return npy_read(run_file(run, name)).data;
-}
-double rel_err(const std::vector<float>& a, const std::vector<float>& r) {
-    EXPECT_EQ(a.size(), r.size());
-    double mx = 0, mref = 0;
-    for (size_t i = 0; i < r.size() && i < a.size(); ++i) {
-        mx = std::max(mx, std::fabs(static_cast<double>(a[i]) - r[i]));
-        mref = std::max(mref, std::fabs(static_cast<double>(r[i])));
-    }
-    return mx / (mref + 1e-30);
 }
 // One loaded model per checkpoint dtype, shared by the tests of this binary.
 StableDiffusion* model(const std::string& dir, const std::string& dt) {
@@ -114,12 +107,7 @@ TEST(SdModel, VaeDecoderMatchesReference) {
 void check_run(const std::string& dir, const std::string& run, const std::string& dt,
                Sampler sampler, const std::string& rng) {
     StableDiffusion* sd = model(dir, dt);
-    Txt2ImgParams p;
-    p.prompt = "a red ball on the grass";
-    p.seed = 42;
-    p.steps = 4;
-    p.cfg = 7.0f;
-    p.width = p.height = 64;
+    Txt2ImgParams p = duan::test::reference_params();
     p.sampler = sampler;
     p.rng = rng;
     std::map<std::string, std::vector<float>> got;

@@ -17,10 +17,12 @@
 #include "diffusion/unet.h"
 #include "format/gguf_writer.h"
 #include "sd_fixture.h"
+#include "sd_test_util.h"
 
 using namespace duan;
 using namespace duan::diffusion;
 namespace fs = std::filesystem;
+using test::TmpDir;
 
 namespace {
 struct Spec {
@@ -83,20 +85,8 @@ class Synth {
     const Spec& s_;
 };
 
-struct TmpDir {
-    std::string path;
-    TmpDir() {
-        path = (fs::temp_directory_path() / "duan_sdvar_XXXXXX").string();
-        if (!mkdtemp(path.data())) ADD_FAILURE() << "mkdtemp";
-    }
-    ~TmpDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 void check_runs(const Spec& s, SdVersion want, int h, int w) {
-    TmpDir tmp;
+    TmpDir tmp("duan_sdvar");
     const std::string path = tmp.path + "/unet.gguf";
     Synth(s).write(path);
     const Checkpoint ck(path);
@@ -163,7 +153,7 @@ TEST(SdVariants, UnknownContextIsRejected) {
     s.mult = {1, 2};
     s.depth = {1, 0};
     s.ctx = 512;
-    TmpDir tmp;
+    TmpDir tmp("duan_sdvar");
     Synth(s).write(tmp.path + "/u.gguf");
     const Checkpoint ck(tmp.path + "/u.gguf");
     try {
@@ -188,7 +178,7 @@ void copy_vae(Spec& s, const std::string& sd1) {
 // prompt -> PNG bytes with a synthetic checkpoint of spec s; checks the conditioning shapes.
 void check_end_to_end(Spec& s, const std::string& dir, int ctx, bool v_pred) {
     copy_vae(s, dir + "/tiny_sd1_s0_f32.safetensors");
-    TmpDir tmp;
+    TmpDir tmp("duan_sdvar");
     Synth(s).write(tmp.path + "/m.gguf");
     StableDiffusion sd(tmp.path + "/m.gguf", duan::test::testdata("sd/clip/merges.txt"), 2);
     const auto ids = sd.tokenizer().encode_padded("a photo of a cat");
@@ -283,7 +273,7 @@ TEST(SdVariants, OpenClipMatchesNumpyReference) {
     t.push_back({"ln_final.weight", {D}});
     t.push_back({"ln_final.bias", {D}});
     t.push_back({"text_projection", {D, P}});
-    TmpDir tmp;
+    TmpDir tmp("duan_sdvar");
     const std::string pre = "cond_stage_model.model.";
     std::mt19937 rng(3);
     std::normal_distribution<float> nd;
