@@ -72,6 +72,7 @@ TEST(SdSynth, NarrowSd1RunsPromptToImage) {
     const SdSynthStats st = write_sd_synth(s, path, 7, o);
     EXPECT_GT(st.n_params, 0);
     EXPECT_EQ(unet_config_from(Checkpoint(path)).version, SdVersion::SD1);
+    EXPECT_EQ(Checkpoint(path).weight_type(), "Q8_0");  // the UNet's dominant type
     {
         StableDiffusion sd(path, duan::test::testdata("sd/clip/merges.txt"), 2);
         Txt2ImgParams p;

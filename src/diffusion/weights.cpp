@@ -3,7 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -205,16 +207,18 @@ void Checkpoint::release(const std::string& prefix) const {
 }
 
 std::string Checkpoint::weight_type() const {
-    for (const char* n :
-         {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight",
-          "model.diffusion_model.input_blocks.0.0.weight"}) {
-        if (const auto* t = find(n)) {
-            std::string s = dtype_name(t->type);
-            for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-            return s;
-        }
-    }
-    return "?";
+    // The type holding most of the UNet's bytes (SDXL has no attention at level 0 and keeps its
+    // 4-channel convs F16, so no single tensor name speaks for every variant).
+    std::map<DType, uint64_t> bytes;
+    for (const TensorView& t : tensors_)
+        if (t.name.rfind("model.diffusion_model.", 0) == 0) bytes[t.type] += t.n_bytes;
+    if (bytes.empty()) return "?";
+    const auto top = std::max_element(bytes.begin(), bytes.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+    });
+    std::string s = dtype_name(top->first);
+    for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return s;
 }
 
 }  // namespace duan::diffusion
