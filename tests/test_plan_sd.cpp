@@ -161,6 +161,12 @@ TEST(PlanSd, SplitArithmetic) {
     // On a phone CPU 40 UNet evaluations take minutes: a remote mode wins.
     EXPECT_NE(row.faster, "local");
     EXPECT_GT(row.local.total(), 10 * s.cloud_s);
+    // At the break-even bandwidth the split and the PNG take the same time.
+    ASSERT_GT(s.breakeven_mbps, 0);
+    SdRun rb = r;
+    rb.network_mbps = s.breakeven_mbps;
+    const SdPlanRow b = sd_make_row(m, rb, phone, a10, catalog(), {}, Profile{});
+    EXPECT_NEAR(b.split.total(), b.split.cloud_total(), 1e-9);
     // cfg 1 halves the evaluations.
     SdRun r1 = r;
     r1.cfg = 1;

@@ -89,7 +89,12 @@ void print_row(const SdPlanRow& r) {
                 r.cloud.id.c_str(), secs(s.cloud_png_s).c_str(), kb(s.request_bytes).c_str(),
                 kb(s.png_bytes).c_str(), secs(s.cloud_png_transfer_s).c_str(),
                 secs(s.cloud_total()).c_str());
-    std::printf("    faster: %s\n", r.faster.c_str());
+    if (s.breakeven_mbps > 0)
+        std::printf("    faster: %s (the split beats the PNG below %.2f Mbit/s)\n",
+                    r.faster.c_str(), s.breakeven_mbps);
+    else
+        std::printf("    faster: %s (the split beats the PNG at any bandwidth)\n",
+                    r.faster.c_str());
 }
 
 int measure(const PlanSdArgs& a) {
@@ -124,6 +129,11 @@ int measure(const PlanSdArgs& a) {
         j["measured_png_s"] = got.png_s;
         j["measured_s"] = got.total_s;
         j["time_error"] = t_err;
+        j["measured_text_cpu_s"] = got.text_cpu_s;
+        j["measured_denoise_cpu_s"] = got.denoise_cpu_s;
+        j["measured_vae_cpu_s"] = got.vae_cpu_s;
+        j["measured_png_cpu_s"] = got.png_cpu_s;
+        j["measured_cpu_s"] = got.total_cpu_s;
         j["threads"] = threads;
         std::cout << j.dump() << "\n";
         return 0;
@@ -131,18 +141,19 @@ int measure(const PlanSdArgs& a) {
     print_model(m, r);
     std::printf("  measured here (%d threads): peak RSS %s vs plan %s (%+.1f%%)\n", threads,
                 gb(got.peak_rss).c_str(), gb(r.memory.peak()).c_str(), mem_err * 100);
-    std::printf("    text      %8s  plan %8s\n", secs(got.text_s).c_str(),
-                secs(r.local.text).c_str());
-    std::printf("    denoise   %8s  plan %8s\n", secs(got.denoise_s).c_str(),
-                secs(r.local.denoise).c_str());
-    std::printf("    VAE       %8s  plan %8s\n", secs(got.vae_s).c_str(),
-                secs(r.local.vae).c_str());
-    std::printf("    PNG       %8s  plan %8s\n", secs(got.png_s).c_str(),
-                secs(r.local.png).c_str());
-    std::printf("    total     %8s  plan %8s (%+.1f%%)%s  [load %s, not planned]\n",
-                secs(got.total_s).c_str(), secs(r.local.total()).c_str(), t_err * 100,
-                r.calibrated ? "" : "  [no profile: run duan plan --calibrate]",
-                secs(got.load_s).c_str());
+    std::printf("    %-8s %10s %12s %10s\n", "stage", "wall", "cpu/threads", "plan");
+    auto stage = [&](const char* n, double wall, double cpu_s, double plan) {
+        std::printf("    %-8s %10s %12s %10s  (%+.0f%% vs cpu/threads)\n", n, secs(wall).c_str(),
+                    secs(cpu_s / threads).c_str(), secs(plan).c_str(),
+                    (plan / (cpu_s / threads) - 1) * 100);
+    };
+    stage("text", got.text_s, got.text_cpu_s, r.local.text);
+    stage("denoise", got.denoise_s, got.denoise_cpu_s, r.local.denoise);
+    stage("VAE", got.vae_s, got.vae_cpu_s, r.local.vae);
+    stage("PNG", got.png_s, got.png_cpu_s * threads, r.local.png);  // one thread
+    stage("total", got.total_s, got.total_cpu_s, r.local.total());
+    std::printf("    (load %s, not planned)%s\n", secs(got.load_s).c_str(),
+                r.calibrated ? "" : "  [no profile: run duan plan --calibrate]");
     return 0;
 }
 }  // namespace

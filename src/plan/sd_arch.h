@@ -77,11 +77,13 @@ SdPartSum sd_sum(const std::vector<SdTensor>& t, SdPart p);
 
 // --- FLOPs (multiply-add = 2) ---
 // One UNet evaluation on a latent h×w with `ctx_tokens` context tokens (77 per prompt chunk).
-double sd_unet_flops(const diffusion::UNetConfig& u, int h, int w, int ctx_tokens = 77);
+// `attn` (optional) receives the part of it in attention scores (Q·Kᵀ and P·V).
+double sd_unet_flops(const diffusion::UNetConfig& u, int h, int w, int ctx_tokens = 77,
+                     double* attn = nullptr);
 // One text encoder over `chunks` 77-token sequences (prompt and negative: 2).
 double sd_text_flops(const SdTextArch& t, int chunks);
 // The VAE decode of a latent h×w as the pipeline runs it (tiled above 64×64 latents).
-double sd_vae_decode_flops(const SdVaeArch& v, int h, int w);
+double sd_vae_decode_flops(const SdVaeArch& v, int h, int w, double* attn = nullptr);
 
 // --- activation peaks (bytes held at the worst moment of the stage, weights excluded) ---
 // act_bytes: bytes per element of the activation copy a matmul makes for its weight type

@@ -28,9 +28,11 @@ double res_flops(double in, double out, double HW) {
            (in != out ? conv_flops(in, out, 1, HW, 1) : 0);
 }
 
-double attn_flops(const UNetConfig& u, double C, int depth, double T, double L) {
+// *qk collects the score FLOPs (Q·Kᵀ and P·V: 4·head_dim per score), timed at the attention rate.
+double attn_flops(const UNetConfig& u, double C, int depth, double T, double L, double* qk) {
     double f = 2 * lin_flops(C, C, T);  // proj_in, proj_out (1×1 conv or Linear: the same)
     for (int d = 0; d < depth; ++d) {
+        *qk += 4.0 * T * T * C + 4.0 * T * L * C;
         f += 4 * lin_flops(C, C, T) + 4.0 * T * T * C;  // self
         f +=
             2 * lin_flops(C, C, T) + 2 * lin_flops(u.context_dim, C, L) + 4.0 * T * L * C;  // cross
@@ -40,7 +42,10 @@ double attn_flops(const UNetConfig& u, double C, int depth, double T, double L) 
 }
 }  // namespace
 
-double sd_unet_flops(const UNetConfig& u, int h, int w, int ctx_tokens) {
+double sd_unet_flops(const UNetConfig& u, int h, int w, int ctx_tokens, double* attn) {
+    double qk_local = 0;
+    double* qk = attn ? attn : &qk_local;
+    *qk = 0;
     const int mc = u.model_channels, levels = static_cast<int>(u.mult.size());
     const double L = ctx_tokens;
     double H = h, W = w;
@@ -51,7 +56,7 @@ double sd_unet_flops(const UNetConfig& u, int h, int w, int ctx_tokens) {
         for (int r = 0; r < u.num_res_blocks; ++r) {
             f += res_flops(ch, u.mult[l] * mc, H * W);
             ch = u.mult[l] * mc;
-            if (u.depth[l] > 0) f += attn_flops(u, ch, u.depth[l], H * W, L);
+            if (u.depth[l] > 0) f += attn_flops(u, ch, u.depth[l], H * W, L, qk);
             chans.push_back(ch);
         }
         if (l != levels - 1) {
@@ -60,14 +65,14 @@ double sd_unet_flops(const UNetConfig& u, int h, int w, int ctx_tokens) {
             chans.push_back(ch);
         }
     }
-    f += 2 * res_flops(ch, ch, H * W) + attn_flops(u, ch, u.mid_depth, H * W, L);
+    f += 2 * res_flops(ch, ch, H * W) + attn_flops(u, ch, u.mid_depth, H * W, L, qk);
     for (int l = levels - 1; l >= 0; --l)
         for (int i = 0; i <= u.num_res_blocks; ++i) {
             const int ich = chans.back();
             chans.pop_back();
             f += res_flops(ch + ich, mc * u.mult[l], H * W);
             ch = mc * u.mult[l];
-            if (u.depth[l] > 0) f += attn_flops(u, ch, u.depth[l], H * W, L);
+            if (u.depth[l] > 0) f += attn_flops(u, ch, u.depth[l], H * W, L, qk);
             if (l > 0 && i == u.num_res_blocks) {
                 H *= 2, W *= 2;
                 f += conv_flops(ch, ch, 3, H, W);
@@ -84,8 +89,9 @@ double sd_text_flops(const SdTextArch& t, int chunks) {
 }
 
 namespace {
-double vae_flops_untiled(const SdVaeArch& v, double H, double W) {
+double vae_flops_untiled(const SdVaeArch& v, double H, double W, double* qk) {
     const double bi = 4.0 * v.dec_ch;
+    *qk = 4.0 * (H * W) * (H * W) * bi;
     double f = conv_flops(4, 4, 1, H, W) + conv_flops(4, bi, 3, H, W);
     f += 2 * res_flops(bi, bi, H * W);
     f += 4 * lin_flops(bi, bi, H * W) + 4.0 * (H * W) * (H * W) * bi;  // mid attention
@@ -116,9 +122,18 @@ bool tiled(int h, int w) {
 }
 }  // namespace
 
-double sd_vae_decode_flops(const SdVaeArch& v, int h, int w) {
-    if (!tiled(h, w)) return vae_flops_untiled(v, h, w);
-    return tiles_along(h) * tiles_along(w) * vae_flops_untiled(v, std::min(h, 32), std::min(w, 32));
+double sd_vae_decode_flops(const SdVaeArch& v, int h, int w, double* attn) {
+    double qk = 0;
+    double f;
+    if (!tiled(h, w)) {
+        f = vae_flops_untiled(v, h, w, &qk);
+    } else {
+        const int n = tiles_along(h) * tiles_along(w);
+        f = n * vae_flops_untiled(v, std::min(h, 32), std::min(w, 32), &qk);
+        qk *= n;
+    }
+    if (attn) *attn = qk;
+    return f;
 }
 
 // ------------------------------ activation peaks ------------------------------

@@ -25,8 +25,9 @@ namespace {
 // The type of the UNet's biggest matrices (what its time is spent on).
 std::string dominant_type(const std::vector<SdTensor>& ts, SdPart part) {
     std::map<std::string, uint64_t> by;
-    for (const auto& t : ts)
-        if (t.part == part && t.shape.size() >= 2) by[dtype_name(t.type)] += t.bytes();
+    for (const auto& t : ts)  // embeddings are looked up, not multiplied
+        if (t.part == part && t.shape.size() >= 2 && t.name.find("embedding") == std::string::npos)
+            by[dtype_name(t.type)] += t.bytes();
     std::string best = "f16";
     uint64_t most = 0;
     for (const auto& [k, v] : by)
@@ -130,7 +131,7 @@ SdMemory sd_plan_memory(const SdModel& m, const SdRun& r, int threads) {
     mem.tokenizer = kSdTokenizerBytes;
     mem.heap = te.heap + un.heap + va.heap;
     const int h = r.latent_h(), w = r.latent_w();
-    const int chunks = 2 * r.prompt_chunks;  // prompt and negative, one batch
+    const int chunks = r.text_chunks();
     mem.text = {"text", te.mapped + te.loaded + un.loaded + va.loaded, 0};
     for (const auto& t : m.arch.text)
         mem.text.activations = std::max(mem.text.activations, sd_text_activation_peak(t, chunks));
@@ -148,12 +149,13 @@ SdMemory sd_plan_memory(const SdModel& m, const SdRun& r, int threads) {
         std::snprintf(s, sizeof s, "%.0f M params", sd_sum(m.tensors, p).params / 1e6);
         return std::string(s);
     };
-    const std::string how = gguf ? "mapped, used in place; " : "packed to f32 at load; ";
+    const std::string how = gguf ? "mapped, used in place" : "packed to f32 at load";
     line("text_encoder", te.heap + te.mapped + te.loaded,
-         params(SdPart::Text) + ", " + how + "released after encoding");
+         params(SdPart::Text) + ", " + how + "; released after encoding");
     line("unet", un.heap + un.mapped + un.loaded,
-         params(SdPart::UNet) + ", " + how + "released before the VAE");
-    line("vae_decoder", va.heap + va.mapped + va.loaded, params(SdPart::VaeDecoder) + ", " + how);
+         params(SdPart::UNet) + ", " + how + "; released before the VAE");
+    line("vae_decoder", va.heap + va.mapped + va.loaded,
+         params(SdPart::VaeDecoder) + ", " + how + "; the split device loads only this");
     line("heap_copies", mem.heap, "norms, biases, f32 matrices (held for the whole run)");
     line("act_text", mem.text.activations, "text encoder activations");
     line("act_unet", mem.unet.activations,
@@ -168,21 +170,30 @@ SdMemory sd_plan_memory(const SdModel& m, const SdRun& r, int threads) {
 
 // ------------------------------------- speed -------------------------------------
 double sd_effective_gops(const Device& d, DType t, const Profile& p) {
-    if (d.cpu_int8_gops > 0) return d.cpu_int8_gops * p.prefill_eff(t) * kSdCpuFactor;
+    if (d.cpu_int8_gops > 0) return d.cpu_int8_gops * p.sd_eff(t) * kSdCpuFactor;
     return d.int8_tops * 1e3 * kSdGpuEff;
+}
+
+double sd_attention_gops(const Device& d, DType t, const Profile& p) {
+    if (d.cpu_int8_gops > 0 && p.sd_attn_eff() > 0)
+        return d.cpu_int8_gops * p.sd_attn_eff() * kSdCpuFactor;
+    return sd_effective_gops(d, t, p);
 }
 
 namespace {
 SdTimes times_on(const SdPlanRow& row, const Device& d, const Profile& p, bool naive) {
     SdTimes s;
-    auto gops = [&](SdPart part) {
-        if (naive) return d.int8_tops * 1e3;
+    // Seconds for `flops` of which `attn` are attention scores, on the part's weight type.
+    auto secs = [&](SdPart part, double flops, double attn) {
+        if (naive) return flops / (d.int8_tops * 1e12);
         const auto t = dtype_from_name(dominant_type(row.model.tensors, part));
-        return sd_effective_gops(d, t ? *t : DType::F16, p);
+        const DType ty = t ? *t : DType::F16;
+        return (flops - attn) / (sd_effective_gops(d, ty, p) * 1e9) +
+               attn / (sd_attention_gops(d, ty, p) * 1e9);
     };
-    s.text = row.flops_text / (gops(SdPart::Text) * 1e9);
-    s.denoise = row.run.evals() * row.flops_unet_eval / (gops(SdPart::UNet) * 1e9);
-    s.vae = row.flops_vae / (gops(SdPart::VaeDecoder) * 1e9);
+    s.text = secs(SdPart::Text, row.flops_text, 0);
+    s.denoise = row.run.evals() * secs(SdPart::UNet, row.flops_unet_eval, row.attn_unet_eval);
+    s.vae = secs(SdPart::VaeDecoder, row.flops_vae, row.attn_vae);
     s.png = naive ? 0 : kPngSecondsPerMpx * row.run.width * row.run.height / 1e6;
     return s;
 }
@@ -209,9 +220,10 @@ SdPlanRow sd_make_row(const SdModel& m, const SdRun& r, const Device& d, const D
     row.split_fits = row.memory.split_device <= row.budget.bytes;
     row.headroom = static_cast<int64_t>(row.budget.bytes) - static_cast<int64_t>(row.memory.peak());
     const int h = r.latent_h(), w = r.latent_w();
-    for (const auto& t : m.arch.text) row.flops_text += sd_text_flops(t, 2 * r.prompt_chunks);
-    row.flops_unet_eval = sd_unet_flops(m.arch.unet, h, w, 77 * r.prompt_chunks);
-    row.flops_vae = sd_vae_decode_flops(m.arch.vae, h, w);
+    for (const auto& t : m.arch.text) row.flops_text += sd_text_flops(t, r.text_chunks());
+    row.flops_unet_eval =
+        sd_unet_flops(m.arch.unet, h, w, 77 * r.prompt_chunks, &row.attn_unet_eval);
+    row.flops_vae = sd_vae_decode_flops(m.arch.vae, h, w, &row.attn_vae);
     const auto ut = dtype_from_name(m.type);
     row.eff_gops = sd_effective_gops(d, ut ? *ut : DType::F16, p);
     row.naive_gops = d.int8_tops * 1e3;
@@ -230,6 +242,9 @@ SdPlanRow sd_make_row(const SdModel& m, const SdRun& r, const Device& d, const D
     s.cloud_png_s = row.cloud_times.total();
     s.cloud_png_transfer_s = transfer_s(s.request_bytes + s.png_bytes, r);
 
+    const double extra_s = s.device_s - (s.cloud_png_s - s.cloud_s);
+    s.breakeven_mbps =
+        extra_s > 0 ? (static_cast<double>(s.png_bytes) - s.latent_bytes) * 8 / extra_s / 1e6 : 0;
     double best = s.total();
     row.faster = "split";
     if (s.cloud_total() < best) best = s.cloud_total(), row.faster = "cloud";
@@ -275,6 +290,8 @@ nlohmann::json sd_row_json(const SdPlanRow& row) {
     j["flops_text"] = row.flops_text;
     j["flops_unet_eval"] = row.flops_unet_eval;
     j["flops_vae_decode"] = row.flops_vae;
+    j["attention_flops_unet_eval"] = row.attn_unet_eval;
+    j["attention_flops_vae_decode"] = row.attn_vae;
     j["effective_gops"] = row.eff_gops;
     j["naive_gops"] = row.naive_gops;
     j["calibrated"] = row.calibrated;
@@ -297,6 +314,7 @@ nlohmann::json sd_row_json(const SdPlanRow& row) {
     j["cloud_s"] = s.cloud_png_s;
     j["cloud_transfer_s"] = s.cloud_png_transfer_s;
     j["cloud_total_s"] = s.cloud_total();
+    j["split_breakeven_mbps"] = s.breakeven_mbps;
     j["faster"] = row.faster;
     nlohmann::json lines = nlohmann::json::array();
     for (const auto& l : mem.lines)

@@ -24,13 +24,14 @@
 
 namespace duan::plan {
 
-// SD's matmuls are large-M GEMMs (M = latent pixels), like an LLM prefill, but the engine also
-// spends time outside them (im2col, GroupNorm, transposes, the f16 rounding of conv inputs).
-// kSdCpuFactor = measured SD time efficiency / the profile's prefill efficiency of the same type,
-// measured on the 2-vCPU Zen 4 VM (docs/PLANNING.md, "Stable Diffusion"); kSdGpuEff = the share
-// of a GPU's headline dense INT8 TOPS a PyTorch FP16 UNet reaches (FP16 tensor peak = 1/2 of INT8
-// on A10/A100/H100, ×~40% model FLOPs utilisation).
-constexpr double kSdCpuFactor = 1.0;
+// SD's matmuls are large-M GEMMs (M = latent pixels), timed at the profile's M=512 matmul rate
+// of the weight type (attention scores at the measured SD attention rate), but the engine also
+// spends time outside them (im2col, GroupNorm, transposes, the f16 rounding of conv inputs):
+// kSdCpuFactor = the share of that rate a whole run reaches, measured with the SD 1.5-shape
+// checkpoint on the 2-vCPU Zen 4 VM (docs/PLANNING.md, "Stable Diffusion": 0.70 UNet, 0.75 VAE,
+// 0.82 text). kSdGpuEff = the share of a GPU's headline dense INT8 TOPS a PyTorch FP16 UNet
+// reaches (FP16 tensor peak = 1/2 of INT8 on A10/A100/H100, × ~40% model FLOPs utilisation).
+constexpr double kSdCpuFactor = 0.75;
 constexpr double kSdGpuEff = 0.2;
 // The process and CLIP's BPE tables (49,408 tokens + 48,894 merges), measured like the LLM's.
 constexpr uint64_t kSdTokenizerBytes = 12'000'000;
@@ -65,6 +66,8 @@ struct SdRun {
     double rtt_ms = 60;
     double png_bytes_per_pixel = kPngBytesPerPixel;
     int evals() const { return steps * (cfg != 1.0 ? 2 : 1); }
+    // 77-token sequences the text encoders run: the prompt, and the negative unless cfg is 1.
+    int text_chunks() const { return prompt_chunks * (cfg != 1.0 ? 2 : 1); }
     int latent_h() const { return height / 8; }
     int latent_w() const { return width / 8; }
 };
@@ -98,6 +101,9 @@ struct SdSplit {
     double cloud_png_transfer_s = 0, cloud_png_s = 0;  // the whole PNG from the cloud
     double total() const { return cloud_s + transfer_s + device_s; }
     double cloud_total() const { return cloud_png_s + cloud_png_transfer_s; }
+    // Below this bandwidth the split beats fetching the PNG (0: it always does): the PNG's extra
+    // bytes take longer than the device's decode takes beyond the cloud's.
+    double breakeven_mbps = 0;
 };
 
 struct SdPlanRow {
@@ -109,7 +115,8 @@ struct SdPlanRow {
     bool fits = false, split_fits = false;
     int64_t headroom = 0;
     double flops_text = 0, flops_unet_eval = 0, flops_vae = 0;
-    double eff_gops = 0, naive_gops = 0;  // compute used for the device (10^9 op/s)
+    double attn_unet_eval = 0, attn_vae = 0;  // of which attention scores
+    double eff_gops = 0, naive_gops = 0;      // compute used for the device (10^9 op/s)
     SdTimes local, naive_local, cloud_times;
     SdSplit split;
     bool calibrated = false;
@@ -123,6 +130,8 @@ nlohmann::json sd_row_json(const SdPlanRow& row);
 // Effective compute of `d` for SD on weights of type `t` (10^9 op/s), and whether the profile
 // was used.
 double sd_effective_gops(const Device& d, DType t, const Profile& p);
+// The same for the attention scores (the GEMM rate when the profile has no SD attention figure).
+double sd_attention_gops(const Device& d, DType t, const Profile& p);
 
 }  // namespace duan::plan
 
@@ -133,6 +142,8 @@ namespace duan::plan {
 // before anything else allocates much in the process.
 struct SdMeasured {
     double load_s = 0, text_s = 0, denoise_s = 0, vae_s = 0, png_s = 0, total_s = 0;
+    // CPU seconds (all threads) of the same stages: ÷ threads = the time on an idle machine.
+    double text_cpu_s = 0, denoise_cpu_s = 0, vae_cpu_s = 0, png_cpu_s = 0, total_cpu_s = 0;
     uint64_t peak_rss = 0, rss_before = 0;
 };
 SdMeasured sd_measure_run(const std::string& checkpoint, const std::string& merges, const SdRun& r,
