@@ -244,7 +244,7 @@ SdPlanRow sd_make_row(const SdModel& m, const SdRun& r, const Device& d, const D
 
     const double extra_s = s.device_s - (s.cloud_png_s - s.cloud_s);
     s.breakeven_mbps =
-        extra_s > 0 ? (static_cast<double>(s.png_bytes) - s.latent_bytes) * 8 / extra_s / 1e6 : 0;
+        extra_s > 1e-6 ? (static_cast<double>(s.png_bytes) - s.latent_bytes) * 8 / extra_s / 1e6 : 0;
     double best = s.total();
     row.faster = "split";
     if (s.cloud_total() < best) best = s.cloud_total(), row.faster = "cloud";
