@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/plan_sd.h"
 #include "core/error.h"
 #include "format/gguf.h"
 #include "llm/presets.h"
@@ -116,7 +117,35 @@ int cmd_plan(int argc, char** argv) {
                  "run each -m file here and compare peak RSS and speeds with the plan");
     app.add_option("--measure-gen", measure_gen, "--measure: decode steps to time");
     app.add_flag("--list-devices", list_devices, "print the catalog");
+    // Stable Diffusion (cmd_plan_sd.cpp).
+    PlanSdArgs sd;
+    app.add_option("--sd", sd.files, "Stable Diffusion checkpoint (.safetensors, .gguf, folder)");
+    app.add_option("--sd-preset", sd.presets, "Stable Diffusion preset(s): sd15 sd2 sdxl")
+        ->delimiter(',');
+    app.add_option("-W,--width", sd.run.width, "SD: image width (multiple of 64)");
+    app.add_option("-H,--height", sd.run.height, "SD: image height (multiple of 64)");
+    app.add_option("--steps", sd.run.steps, "SD: sampler steps");
+    app.add_option("--cfg", sd.run.cfg, "SD: guidance scale (1 = no negative pass)");
+    app.add_option("--cloud-device", sd.cloud, "SD split: the cloud side, a catalog GPU");
+    app.add_option("--network-mbps", sd.run.network_mbps, "SD split: device-cloud Mbit/s");
+    app.add_option("--rtt-ms", sd.run.rtt_ms, "SD split: round trip time, ms");
+    app.add_option("--png-bpp", sd.run.png_bytes_per_pixel,
+                   "SD: PNG bytes per pixel for the whole-image download");
+    app.add_option("--clip-merges", sd.clip_merges, "SD --measure: CLIP merges.txt");
     if (int rc = parse(app, argc, argv); rc >= 0) return rc;
+    if (!sd.files.empty() || !sd.presets.empty()) {
+        sd.types = type_names;
+        sd.devices = device_ids;
+        sd.catalog_path = catalog_path;
+        sd.profile_path = profile_path;
+        sd.json = json;
+        sd.measure = do_measure;
+        sd.run.threads = threads;
+        if (!budget_s.empty()) sd.budget.bytes = parse_bytes(budget_s);
+        if (budget_fraction > 0) sd.budget.fraction = budget_fraction;
+        sd.budget.os = os;
+        return plan_sd(sd);
+    }
 
     if (profile_path.empty()) profile_path = default_profile_path();
     RunShape base;

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "diffusion/nn.h"
 #include "kernels/attention.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
@@ -104,6 +105,28 @@ MatmulRate measure_matmul(DType type, int64_t m, int64_t k, int64_t n_rows, Thre
     r.weight_bytes = static_cast<double>(w.size());
     r.ops = 2.0 * static_cast<double>(m) * static_cast<double>(n_rows) * static_cast<double>(k);
     return r;
+}
+
+double measure_sd_attention(ThreadPool& pool, int head_dim, int heads, int64_t L, double seconds) {
+    const int64_t C = static_cast<int64_t>(head_dim) * heads;
+    std::vector<float> q(static_cast<size_t>(L * C)), k(q.size()), v(q.size()), out(q.size());
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto* b : {&q, &k, &v})
+        for (auto& x : *b) x = nd(rng);
+    auto once = [&] {
+        diffusion::attention(pool, q.data(), C, k.data(), C, v.data(), C, out.data(), L, L, heads,
+                             head_dim, false);
+    };
+    once();
+    double best = 1e30;
+    const double t_end = now() + seconds;
+    do {
+        const double t0 = now();
+        once();
+        best = std::min(best, now() - t0);
+    } while (now() < t_end);
+    return 4.0 * head_dim * heads * L * L / best;
 }
 
 double measure_attention(ThreadPool& pool, int64_t head_dim, int64_t n_kv, DType cache,

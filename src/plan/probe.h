@@ -34,6 +34,11 @@ MatmulRate measure_matmul(DType type, int64_t m, int64_t k, int64_t n_rows, Thre
 double measure_attention(ThreadPool& pool, int64_t head_dim = 64, int64_t n_kv = 512,
                          DType cache = DType::F16, double seconds = 0.15);
 
+// Stable Diffusion's attention (diffusion::attention, f32, per head K and Vᵀ packed, 32-row query
+// blocks): ops/s counting 4·head_dim per score, for `heads` heads over L queries and L keys.
+double measure_sd_attention(ThreadPool& pool, int head_dim = 40, int heads = 8, int64_t L = 1024,
+                            double seconds = 0.2);
+
 // Latency of one ThreadPool::run as a decode step issues it (microseconds): the caller writes a
 // 16 KiB activation row, every index reads its share; the median over many calls (wake-ups and
 // barriers matter, not the best case).

@@ -41,6 +41,16 @@ double Profile::prefill_eff(DType t) const {
     return r->prefill_gops / nominal_int8_gops;
 }
 
+double Profile::sd_eff(DType t) const {
+    const TypeRate* r = closest(*this, t);
+    if (!r || r->gemm_gops <= 0 || nominal_int8_gops <= 0) return prefill_eff(t);
+    return r->gemm_gops / nominal_int8_gops;
+}
+
+double Profile::sd_attn_eff() const {
+    return sd_attn_gops > 0 && nominal_int8_gops > 0 ? sd_attn_gops / nominal_int8_gops : 0;
+}
+
 double Profile::attn_eff() const {
     if (attn_gops <= 0 || nominal_int8_gops <= 0) return prefill_eff(DType::F16);
     return attn_gops / nominal_int8_gops;
@@ -75,24 +85,33 @@ Profile calibrate(int threads, void (*log)(const std::string&)) {
         const MatmulRate d = measure_matmul(t, 1, K, rows_dram, pool, 0.25);
         // Prefill: a 64-token batch against a cache-sized matrix (compute-bound).
         const MatmulRate f = measure_matmul(t, 64, K, 512, pool, 0.2);
+        // SD: 512 activation rows (a UNet level's pixels) against the same matrix.
+        const MatmulRate g = measure_matmul(t, 512, K, 512, pool, 0.15);
         TypeRate r;
         r.decode_gbs = d.bytes_per_s() / 1e9;
         r.prefill_gops = f.ops_per_s() / 1e9;
+        r.gemm_gops = g.ops_per_s() / 1e9;
         p.rates[dtype_name(t)] = r;
         if (log) {
             std::snprintf(buf, sizeof buf,
-                          "%-5s decode %6.2f GB/s (eff %.2f)   prefill %7.1f Gop/s (eff %.3f)",
+                          "%-5s decode %6.2f GB/s (eff %.2f)   prefill %7.1f Gop/s (eff %.3f)   "
+                          "M=512 %7.1f Gop/s",
                           dtype_name(t), r.decode_gbs, r.decode_gbs / p.read_bw_gbs, r.prefill_gops,
-                          r.prefill_gops / p.nominal_int8_gops);
+                          r.prefill_gops / p.nominal_int8_gops, r.gemm_gops);
             log(buf);
         }
     }
     p.attn_gops = measure_attention(pool) / 1e9;
+    p.sd_attn_gops = measure_sd_attention(pool) / 1e9;
     p.pool_call_us = measure_pool_call_us(pool);
     p.elem_ns = measure_elem_ns();
     if (log) {
         std::snprintf(buf, sizeof buf, "attention (f16 cache, 512 positions) %.1f Gop/s (eff %.3f)",
                       p.attn_gops, p.attn_eff());
+        log(buf);
+        std::snprintf(buf, sizeof buf,
+                      "SD attention (8 heads of 40, 1024 x 1024) %.1f Gop/s (eff %.3f)",
+                      p.sd_attn_gops, p.sd_attn_eff());
         log(buf);
         std::snprintf(buf, sizeof buf,
                       "pool call %.2f us; vector work %.2f ns/element (decode matrices %.0f MiB)",
@@ -129,6 +148,7 @@ Profile load_profile(const std::string& path) {
         p.attn_gops = j.value("attn_gops", 0.0);
         p.pool_call_us = j.value("pool_call_us", 0.0);
         p.elem_ns = j.value("elem_ns", 0.0);
+        p.sd_attn_gops = j.value("sd_attn_gops", 0.0);
         p.read_bw_gbs = j.at("read_bw_gbs").get<double>();
         p.nominal_int8_gops = j.at("nominal_int8_gops").get<double>();
         for (const auto& [k, v] : j.at("rates").items()) {
@@ -136,6 +156,7 @@ Profile load_profile(const std::string& path) {
             TypeRate r;
             r.decode_gbs = v.at("decode_gbs").get<double>();
             r.prefill_gops = v.at("prefill_gops").get<double>();
+            r.gemm_gops = v.value("gemm_gops", 0.0);
             if (!(r.decode_gbs > 0 && r.prefill_gops > 0)) fail("rates of ", k, " must be > 0");
             p.rates[k] = r;
         }
@@ -161,9 +182,11 @@ void save_profile(const Profile& p, const std::string& path) {
     j["attn_gops"] = p.attn_gops;
     j["pool_call_us"] = p.pool_call_us;
     j["elem_ns"] = p.elem_ns;
+    j["sd_attn_gops"] = p.sd_attn_gops;
     for (const auto& [k, r] : p.rates)
         j["rates"][k] = {{"decode_gbs", r.decode_gbs},
                          {"prefill_gops", r.prefill_gops},
+                         {"gemm_gops", r.gemm_gops},
                          {"decode_eff", r.decode_gbs / p.read_bw_gbs},
                          {"prefill_eff", r.prefill_gops / p.nominal_int8_gops}};
     std::error_code ec;

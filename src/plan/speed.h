@@ -23,6 +23,7 @@ namespace duan::plan {
 struct TypeRate {
     double decode_gbs = 0;    // matmul M=1, weights from DRAM: 10^9 weight bytes/s
     double prefill_gops = 0;  // matmul M=64: 10^9 ops/s
+    double gemm_gops = 0;     // matmul M=512 (SD's convs and projections); 0 = not measured
 };
 
 struct Profile {
@@ -35,12 +36,18 @@ struct Profile {
     // Per-token costs outside the matrices (0 = not measured: profiles older than these fields).
     double pool_call_us = 0;  // one ThreadPool::run of a decode step (publish, wake, barrier)
     double elem_ns = 0;       // per element of the serial vector work (norms, SwiGLU, quantizing)
+    // Stable Diffusion's attention (probe.h measure_sd_attention: 8 heads of 40, 1024 × 1024):
+    // 10^9 ops/s at 4·head_dim per score (0 = not measured: the GEMM rate is used).
+    double sd_attn_gops = 0;
     bool empty() const { return rates.empty(); }
     // Efficiency for a type; types not measured use the closest measured one (f16 for float
     // types, q8_0 for the rest), else the defaults below.
     double decode_eff(DType t) const;
     double prefill_eff(DType t) const;
     double attn_eff() const;  // attn_gops / nominal peak
+    // Stable Diffusion: gemm_gops / nominal peak (prefill_eff when not measured).
+    double sd_eff(DType t) const;
+    double sd_attn_eff() const;  // sd_attn_gops / nominal peak (0 when not measured)
 };
 
 // Used when no profile exists (typical of a SIMD CPU engine; docs/PLANNING.md).
