@@ -163,14 +163,19 @@ bool in_place(const Checkpoint& ck, const TensorView& t, int64_t n, int64_t k, k
 }
 }  // namespace
 
-Linear Checkpoint::linear(const std::string& p, int64_t in, int64_t out, bool bias) const {
+Linear Checkpoint::linear_weight(const std::string& name, int64_t in, int64_t out) const {
     Linear l;
-    const auto& t = expect(p + ".weight", out * in);
+    const auto& t = expect(name, out * in);
     if (!in_place(*this, t, out, in, &l.q)) {
         const bool f16 = t.type == DType::F16 || t.type == DType::BF16;
         const std::vector<float> w = to_f32(t);
         l.w = pack_weights(w.data(), out, in, f16);
     }
+    return l;
+}
+
+Linear Checkpoint::linear(const std::string& p, int64_t in, int64_t out, bool bias) const {
+    Linear l = linear_weight(p + ".weight", in, out);
     if (bias) l.b = vec(p + ".bias", out);
     return l;
 }

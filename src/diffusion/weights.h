@@ -55,6 +55,9 @@ class Checkpoint {
     const std::vector<TensorView>& tensors() const { return tensors_; }
     // Throws naming the file and tensor when missing or of the wrong shape.
     Linear linear(const std::string& prefix, int64_t in, int64_t out, bool bias = true) const;
+    // The weight of tensor `name` ([out][in], no bias): used in place from a GGUF map when its
+    // type allows, else packed (e.g. OpenCLIP's fused in_proj_weight, named without ".weight").
+    Linear linear_weight(const std::string& name, int64_t in, int64_t out) const;
     Conv2d conv(const std::string& prefix, int in, int out, int k) const;
     Norm norm(const std::string& prefix, int64_t n) const;
     Mat matrix(const std::string& name, int64_t rows, int64_t cols) const;  // e.g. embeddings
