@@ -3,6 +3,8 @@
 //  --split vae:  POST /v1/images/latents, only the final latent comes back (F16: 32 KB for
 //                512x512); this device decodes it with the VAE of its own checkpoint (-m), loading
 //                nothing else of the model. The same settings give the same PNG as a local run.
+// With --init IN.png --strength S the PNG file is sent as the request's "image" (img2img runs on
+// the server). The device refuses a latent whose scale is not its VAE's (SDXL vs SD 1.x/2.x).
 // Both print the bytes received and the time spent on each side.
 #include <chrono>
 #include <cstdio>
