@@ -122,6 +122,36 @@ void parse_init_image(const json& j, const ImageLimits& lim, bool sized, int& wi
     }
 }
 
+// OpenAI's POST /v1/images/edits (multipart/form-data) as the JSON body of
+// /v1/images/generations: the "image" file (or "image[]", one) becomes the base64 "image",
+// numeric fields (sent as text in a form) become numbers, the others strings. A "mask" is refused:
+// duan's img2img changes the whole image.
+std::string edit_form_to_json(const httplib::Request& req) {
+    if (!req.is_multipart_form_data())
+        throw bad_request("/v1/images/edits takes multipart/form-data (OpenAI's image edits)");
+    json j = json::object();
+    for (const auto& [name, f] : req.files) {
+        if (name == "mask")
+            throw bad_request("'mask' is not supported: duan's img2img changes the whole image",
+                              "mask");
+        if (name == "image" || name == "image[]") {
+            if (j.contains("image"))
+                throw bad_request("one 'image' is supported, got several", "image");
+            j["image"] =
+                base64_encode(reinterpret_cast<const uint8_t*>(f.content.data()), f.content.size());
+            continue;
+        }
+        if (j.contains(name)) throw bad_request("'" + name + "' is given twice", name);
+        static const char* kNumeric[] = {"n", "steps", "seed", "cfg_scale", "strength"};
+        bool numeric = false;
+        for (const char* k : kNumeric) numeric = numeric || name == k;
+        const json v = numeric ? json::parse(f.content, nullptr, false) : json();
+        j[name] = numeric && v.is_number() ? v : json(f.content);
+    }
+    if (!j.contains("image")) throw bad_request("'image' is required", "image");
+    return j.dump();
+}
+
 // "0.18215", "0.13025": the shortest text that reads back as the same float.
 std::string scale_text(float v) {
     char b[32];
@@ -351,11 +381,13 @@ void install_image_api(HttpServer& server, ImageService& images, hybrid::Metrics
                      "Sampler steps run for image requests (cancelled ones included), by endpoint");
     metrics.describe("duan_images_cancelled_total", "counter",
                      "Image requests stopped because their client hung up, by endpoint");
-    auto handler = [&server, &images, &metrics](bool latent) {
-        return [&server, &images, &metrics, latent](const httplib::Request& req,
-                                                    httplib::Response& res) {
+    auto handler = [&server, &images, &metrics](bool latent, bool edits) {
+        return [&server, &images, &metrics, latent, edits](const httplib::Request& req,
+                                                           httplib::Response& res) {
             const auto t0 = Clock::now();
-            const std::string endpoint = latent ? "image_latents" : "images";
+            const std::string endpoint = latent  ? "image_latents"
+                                         : edits ? "image_edits"
+                                                 : "images";
             auto record = [&](int status) {
                 metrics.inc("duan_requests_total", {{"endpoint", endpoint},
                                                     {"status", std::to_string(status)},
@@ -380,7 +412,9 @@ void install_image_api(HttpServer& server, ImageService& images, hybrid::Metrics
             } leave{server};
             int steps_done = 0;  // of this request's earlier images (n > 1)
             try {
-                const ImageRequest r = parse_image_request(req.body, images.limits());
+                const std::string form = edits ? edit_form_to_json(req) : std::string();
+                const ImageRequest r =
+                    parse_image_request(edits ? form : req.body, images.limits());
                 // A client that hangs up cancels its generation (httplib 0.11 does not hand the
                 // handler its socket: it is found by its addresses, serve/connection.h).
                 const int fd = find_connection_socket(req.local_addr, req.local_port,
@@ -469,8 +503,9 @@ void install_image_api(HttpServer& server, ImageService& images, hybrid::Metrics
             }
         };
     };
-    server.http().Post("/v1/images/generations", handler(false));
-    server.http().Post("/v1/images/latents", handler(true));
+    server.http().Post("/v1/images/generations", handler(false, false));
+    server.http().Post("/v1/images/edits", handler(false, true));
+    server.http().Post("/v1/images/latents", handler(true, false));
 }
 
 }  // namespace duan::serve

@@ -8,6 +8,8 @@
 //                                denoises, the device decodes with its own VAE). JSON with
 //                                base64 data, or the raw values with Accept:
 //                                application/octet-stream (serve/latent_wire.h).
+//   POST /v1/images/edits        OpenAI's image edits (multipart/form-data: the "image" file,
+//                                prompt, n, size, ...; no mask): generations with an init image.
 // Both take an init image for img2img: "image" (a base64 PNG, or a data: URL of one) and
 // "strength" in [0, 1] (0.75); its size is the output size.
 // Bad requests (JSON, missing prompt, sizes, steps, a bad image, ...) are 400 with OpenAI's error
