@@ -13,11 +13,14 @@
 #include "diffusion/parameters.h"
 #include "diffusion/png.h"
 #include "diffusion/png_read.h"
+#include "diffusion/sd_synth.h"
 #include "sd_fixture.h"
+#include "sd_test_util.h"
 #include "serve/base64.h"
 #include "serve/image_api.h"
 #include "serve/image_client.h"
 #include "serve/latent_wire.h"
+#include "serve_image_util.h"
 #include "test_serve_util.h"
 
 using namespace duan;
@@ -27,40 +30,12 @@ using nlohmann::json;
 namespace {
 
 std::string ckpt_path(const std::string& dir) {
-    return dir + "/tiny_sd1_s0_f32.safetensors";
+    return test::tiny_sd1_path(dir);
 }
 
-// The model, an ImageService and a server with only the image endpoints, on an ephemeral port.
-struct ImageServer {
-    std::unique_ptr<StableDiffusion> sd;
-    hybrid::Metrics metrics;
-    std::unique_ptr<hybrid::Router> router;
-    std::unique_ptr<serve::ImageService> images;
-    std::unique_ptr<serve::HttpServer> server;
-    explicit ImageServer(const std::string& dir, const std::string& api_key = "") {
-        sd = std::make_unique<StableDiffusion>(ckpt_path(dir), test::testdata("sd/clip/merges.txt"),
-                                               default_thread_count());
-        router =
-            std::make_unique<hybrid::Router>(nullptr, nullptr, hybrid::Policy{}, nullptr, &metrics);
-        serve::ImageLimits lim;
-        lim.max_side = 512;
-        lim.max_pixels = 512 * 512;
-        lim.max_steps = 50;
-        images = std::make_unique<serve::ImageService>(*sd, "tiny_sd1_s0_f32", lim);
-        serve::ServerOptions o;
-        o.port = 0;
-        o.api_key = api_key;
-        server = std::make_unique<serve::HttpServer>(*router, metrics, o);
-        serve::install_image_api(*server, *images, metrics);
-        server->start();
-    }
-    ~ImageServer() { server->stop(); }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()) + "/v1"; }
-    std::unique_ptr<httplib::Client> client() const {
-        auto c = std::make_unique<httplib::Client>("127.0.0.1", server->port());
-        c->set_read_timeout(300, 0);
-        return c;
-    }
+struct ImageServer : test::ImageServer {
+    explicit ImageServer(const std::string& dir, const std::string& api_key = "")
+        : test::ImageServer(ckpt_path(dir), "tiny_sd1_s0_f32", api_key) {}
 };
 
 Txt2ImgParams settings() {
@@ -200,6 +175,8 @@ TEST(ServeImages, SplitVaeGivesTheLocalImage) {
     EXPECT_EQ(r.body_bytes, 4u * 8 * 8 * 2);  // F16: 2 bytes a value
     EXPECT_EQ(r.format, serve::LatentFormat::F16);
     EXPECT_EQ(r.seed, 42u);
+    EXPECT_EQ(r.scale, 0.18215f);
+    EXPECT_EQ(r.variant, "sd1");
     EXPECT_GT(r.server.sample_s, 0.0);
     const auto rgb = image_to_rgb8(vae.decode(pool, r.z, r.latent_h, r.latent_w), 64, 64);
     EXPECT_EQ(rgb, local.rgb) << "the split image differs from the local one";
@@ -217,6 +194,8 @@ TEST(ServeImages, SplitVaeGivesTheLocalImage) {
     const json j = json::parse(res->body);
     EXPECT_EQ(j["latent"]["shape"], json({1, 4, 8, 8}));
     EXPECT_EQ(j["latent"]["space"], "vae_input");
+    EXPECT_EQ(j["latent"]["scaling_factor"], 0.18215);
+    EXPECT_EQ(j["latent"]["model_variant"], "sd1");
     const auto bytes = serve::base64_decode(j["data"][0]["latent"].get<std::string>());
     ASSERT_TRUE(bytes);
     auto z = serve::unpack_latent(bytes->data(), bytes->size(), serve::LatentFormat::F32, 256);
@@ -318,4 +297,85 @@ TEST(ServeImages, HttpErrorsAre400NotServerErrors) {
     EXPECT_NE(r->body.find("duan_requests_total{endpoint=\"images\",status=\"400\""),
               std::string::npos);
     EXPECT_EQ(r->body.find("status=\"500\""), std::string::npos) << r->body;
+}
+
+// SDXL's VAE takes latent / 0.13025, not SD 1.x's / 0.18215: the latents endpoint divides by the
+// model's own scale and says which (header, JSON), and the device refuses a latent whose scale is
+// not its VAE's. With a synthetic SDXL checkpoint (diffusion/sd_synth.h) the split still gives
+// the local image.
+TEST(ServeImages, SdxlSplitUsesItsScaleAndTheDeviceChecksIt) {
+    DUAN_REQUIRE_TESTDATA("sd/clip/merges.txt");
+    DUAN_REQUIRE_SD_CHECKPOINT(dir);
+    // A tiny SDXL (as SdVariants.SdxlPromptToImage: 2-layer text encoders at the real widths)
+    // with a random 32-wide VAE of its own, F32.
+    SdSynthSpec spec;
+    spec.name = "tiny_sdxl";
+    spec.mc = 32;
+    spec.mult = {1, 2};
+    spec.depth = {0, 2};
+    spec.ctx = 2048;
+    spec.adm = 2816;
+    spec.linear_proj = true;
+    spec.text = {{"conditioner.embedders.0.transformer.text_model.", 768, 2, 64, 64, 77, false, 0},
+                 {"conditioner.embedders.1.model.", 1280, 2, 64, 64, 77, true, 1280}};
+    spec.vae_spec.enc_ch = spec.vae_spec.dec_ch = 32;
+    test::TmpDir tmp("duan_sdxl_split");
+    const std::string xl = tmp.path + "/tiny_sdxl.gguf";
+    SdConvertOptions co;
+    co.type = DType::F32;
+    write_sd_synth(spec, xl, 3, co);
+    test::ImageServer s(xl, "tiny_sdxl");
+    ASSERT_EQ(s.sd->version(), SdVersion::SDXL);
+    EXPECT_FLOAT_EQ(s.sd->latent_scale(), 0.13025f);
+    Txt2ImgParams p = settings();
+    p.steps = 2;
+    const Txt2ImgResult local = s.sd->txt2img(p);
+
+    serve::ImageClientOptions o;
+    o.url = s.url();
+    const serve::LatentReply r = serve::request_latent(o, body_of(p));
+    EXPECT_EQ(r.scale, 0.13025f);
+    EXPECT_EQ(r.variant, "sdxl");
+    serve::check_latent_scale(r, latent_scale_of(SdVersion::SDXL), xl, "sdxl");  // passes
+    try {
+        serve::check_latent_scale(r, latent_scale_of(SdVersion::SD1), "sd15.safetensors", "sd1");
+        ADD_FAILURE() << "an SD1 VAE accepted an SDXL latent";
+    } catch (const Error& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("sdxl (latent scale 0.13025)"), std::string::npos) << m;
+        EXPECT_NE(m.find("sd15.safetensors is sd1 (latent scale 0.18215)"), std::string::npos) << m;
+    }
+    Checkpoint ck(xl);
+    VaeDecoder vae(ck);
+    ThreadPool pool(2);
+    EXPECT_EQ(image_to_rgb8(vae.decode(pool, r.z, r.latent_h, r.latent_w), 64, 64), local.rgb);
+
+    // JSON: the exact VAE input, and the scale and variant it was made with.
+    json b = body_of(p);
+    b["latent_format"] = "f32";
+    auto res = s.client()->Post("/v1/images/latents", b.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json j = json::parse(res->body);
+    EXPECT_EQ(j["latent"]["scaling_factor"], 0.13025);
+    EXPECT_EQ(j["latent"]["model_variant"], "sdxl");
+    const auto bytes = serve::base64_decode(j["data"][0]["latent"].get<std::string>());
+    ASSERT_TRUE(bytes);
+    auto z = serve::unpack_latent(bytes->data(), bytes->size(), serve::LatentFormat::F32, 256);
+    for (size_t i = 0; i < z.size(); ++i) ASSERT_EQ(z[i], local.latent[i] / 0.13025f) << i;
+
+    // The CLI: an SD1 device checkpoint is refused by name; the SDXL one decodes the local image.
+    const std::string out = tmp.path + "/split.png";
+    const std::string cmd = std::string(DUAN_BINARY) +
+                            " image -p 'a red ball on the grass' --steps 2 -W 64 -H 64 "
+                            "--sampler euler_a --seed 42 --cloud " +
+                            s.url() + " --split vae -o " + out + " -m ";
+    auto [rc, log] = test::run_command(cmd + ckpt_path(dir));
+    EXPECT_NE(rc, 0) << log;
+    EXPECT_NE(log.find("its VAE cannot decode that latent"), std::string::npos) << log;
+    auto [rc2, log2] = test::run_command(cmd + xl);
+    ASSERT_EQ(rc2, 0) << log2;
+    EXPECT_EQ(
+        test::read_file_bytes(out),
+        encode_png(local.rgb.data(), 64, 64, {{"parameters", a1111_parameters(p, "tiny_sdxl")}}));
 }

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "cli/image_cloud.h"
 #include "core/error.h"
@@ -111,10 +113,6 @@ int cmd_image(int argc, char** argv) {
     // take, is an error naming the file.
     diffusion::Rgb8Image init_img;
     if (!init.empty()) {
-        if (!cloud.empty())
-            fail(
-                "--init runs on this device only (the server has no img2img endpoint); drop "
-                "--cloud");
         init_img = diffusion::read_png(init);
         if (init_img.width % 64 != 0 || init_img.height % 64 != 0)
             fail(init, ": the init image is ", init_img.width, "x", init_img.height,
@@ -146,6 +144,13 @@ int cmd_image(int argc, char** argv) {
         job.save_latent = save_latent;
         job.params = p;
         job.n_threads = n_threads;
+        if (!init.empty()) {  // the file as it is: the server decodes it as read_png did here
+            std::ifstream f(init, std::ios::binary);
+            if (!f) fail(init, ": cannot read");
+            job.init_png.assign(std::istreambuf_iterator<char>(f),
+                                std::istreambuf_iterator<char>());
+            job.strength = strength;
+        }
         return run_cloud_image(job);
     }
     if (split != "none") fail("--split ", split, " needs --cloud URL");

@@ -3,11 +3,14 @@
 //  --split vae:  POST /v1/images/latents, only the final latent comes back (F16: 32 KB for
 //                512x512); this device decodes it with the VAE of its own checkpoint (-m), loading
 //                nothing else of the model. The same settings give the same PNG as a local run.
+// With --init IN.png --strength S the PNG file is sent as the request's "image" (img2img runs on
+// the server). The device refuses a latent whose scale is not its VAE's (SDXL vs SD 1.x/2.x).
 // Both print the bytes received and the time spent on each side.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "cli/image_cloud.h"
 #include "core/error.h"
@@ -15,10 +18,12 @@
 #include "diffusion/npy.h"
 #include "diffusion/parameters.h"
 #include "diffusion/png.h"
+#include "diffusion/sd_config.h"
 #include "diffusion/vae.h"
 #include "diffusion/weights.h"
 
 #ifdef DUAN_HAS_SERVER
+#include "serve/base64.h"
 #include "serve/image_client.h"
 #endif
 
@@ -37,7 +42,8 @@ double since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-nlohmann::json request_body(const diffusion::Txt2ImgParams& p) {
+nlohmann::json request_body(const CloudImageJob& job) {
+    const diffusion::Txt2ImgParams& p = job.params;
     nlohmann::json j = {
         {"prompt", p.prompt}, {"size", std::to_string(p.width) + "x" + std::to_string(p.height)},
         {"seed", p.seed},     {"steps", p.steps},
@@ -47,6 +53,10 @@ nlohmann::json request_body(const diffusion::Txt2ImgParams& p) {
     if (p.scheduler) {
         const char* names[] = {"discrete", "karras", "simple", "lcm"};
         j["scheduler"] = names[static_cast<int>(*p.scheduler)];
+    }
+    if (!job.init_png.empty()) {  // img2img: the server encodes the init image
+        j["image"] = serve::base64_encode(job.init_png.data(), job.init_png.size());
+        j["strength"] = job.strength;
     }
     return j;
 }
@@ -69,7 +79,9 @@ int run_cloud_image(const CloudImageJob& job) {
     serve::ImageClientOptions o;
     o.url = job.url;
     o.api_key = job.api_key;
-    const nlohmann::json body = request_body(p);
+    const nlohmann::json body = request_body(job);
+    std::optional<float> denoise;  // A1111's "Denoising strength" (img2img)
+    if (!job.init_png.empty()) denoise = job.strength;
 
     if (!job.split_vae) {
         if (!job.save_latent.empty())
@@ -97,12 +109,23 @@ int run_cloud_image(const CloudImageJob& job) {
     const auto t0 = Clock::now();
     diffusion::Checkpoint ck(job.model);
     diffusion::VaeDecoder vae(ck);
+    // The device's variant from its UNet's shapes (nothing of the UNet is loaded): its latent
+    // scale must be the server's, or its VAE is of another kind (SD 1.x/2.x vs SDXL).
+    float device_scale = 0;
+    std::string device_variant = "unknown";
+    try {
+        const diffusion::SdVersion v = diffusion::unet_config_from(ck).version;
+        device_scale = diffusion::latent_scale_of(v);
+        device_variant = diffusion::sd_variant_id(v);
+    } catch (const Error&) {  // a VAE-only file: nothing to check against
+    }
     ThreadPool pool(job.n_threads);
     const double load_s = since(t0);
 
     std::fprintf(stderr, "cloud %s: text encoding + %d steps for %dx%d, latent only ...\n",
                  job.url.c_str(), p.steps, p.width, p.height);
     const serve::LatentReply r = serve::request_latent(o, body);
+    serve::check_latent_scale(r, device_scale, job.model, device_variant);
     if (r.latent_h * 8 != p.height || r.latent_w * 8 != p.width)
         fail("cloud ", job.url, ": the latent is for ", r.latent_w * 8, "x", r.latent_h * 8,
              ", asked for ", p.width, "x", p.height);
@@ -112,7 +135,7 @@ int run_cloud_image(const CloudImageJob& job) {
     const std::vector<uint8_t> rgb = diffusion::image_to_rgb8(img, p.width, p.height);
     const double decode_s = since(t1);
     const std::string params =
-        diffusion::a1111_parameters(p, std::filesystem::path(job.model).stem().string());
+        diffusion::a1111_parameters(p, std::filesystem::path(job.model).stem().string(), denoise);
     const std::vector<uint8_t> png =
         diffusion::encode_png(rgb.data(), p.width, p.height, {{"parameters", params}});
     std::ofstream f(job.out, std::ios::binary);
@@ -121,7 +144,8 @@ int run_cloud_image(const CloudImageJob& job) {
         fail(job.out, ": cannot write");
     if (!job.save_latent.empty()) {
         std::vector<float> lat = r.z;
-        for (auto& v : lat) v *= diffusion::VaeDecoder::kScale;
+        const float scale = r.scale > 0 ? r.scale : device_scale > 0 ? device_scale : 0.18215f;
+        for (auto& v : lat) v *= scale;
         diffusion::npy_write(job.save_latent, {1, 4, r.latent_h, r.latent_w}, lat.data());
     }
 

@@ -22,7 +22,8 @@ std::vector<float> StableDiffusion::encode_image(const std::vector<float>& img, 
     return enc_->moments(pool_, img, H, W);
 }
 
-Txt2ImgResult StableDiffusion::img2img(const Img2ImgParams& p, const Txt2ImgHooks& hooks) {
+Txt2ImgResult StableDiffusion::img2img(const Img2ImgParams& p, const Txt2ImgHooks& hooks,
+                                       bool decode) {
     if (p.width <= 0 || p.height <= 0 || p.width % 64 != 0 || p.height % 64 != 0)
         fail("img2img: image size ", p.width, "x", p.height, " must be positive multiples of 64");
     if (p.init_rgb.size() != static_cast<size_t>(p.width) * p.height * 3)
@@ -39,7 +40,7 @@ Txt2ImgResult StableDiffusion::img2img(const Img2ImgParams& p, const Txt2ImgHook
         hooks.dump("vae_moments", {1, 8, h, w}, m);
         hooks.dump("init_latent", {1, 4, h, w}, init);
     }
-    return generate(p, hooks, &init, p.strength, true);
+    return generate(p, hooks, &init, p.strength, decode);
 }
 
 }  // namespace duan::diffusion

@@ -15,7 +15,8 @@ StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::strin
       ck_(checkpoint),
       tok_(ClipTokenizer::from_merges_file(merges_path)),
       unet_(ck_),
-      vae_(ck_) {
+      vae_(ck_),
+      latent_scale_(latent_scale_of(unet_.config().version)) {
     using L = TextTransformer::Layout;
     switch (unet_.config().version) {
         case SdVersion::SD1:
@@ -30,7 +31,6 @@ StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::strin
                 ck_, "conditioner.embedders.0.transformer.text_model.", L::HfClip);
             big_ = std::make_unique<TextTransformer>(ck_, "conditioner.embedders.1.model.",
                                                      L::OpenClip);
-            latent_scale_ = 0.13025f;
             break;
     }
     const int want = unet_.config().context_dim;
@@ -175,6 +175,11 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
     const Cond emb = encode_tokens(all);  // both in one batch
     ck_.release("cond_stage_model.");     // done with the text encoders' weights
     ck_.release("conditioner.");
+    int steps_done = 0;
+    auto check_cancel = [&] {
+        if (hooks.cancelled && hooks.cancelled()) throw Cancelled(steps_done);
+    };
+    check_cancel();
     const int D = unet_.config().context_dim;
     const int64_t Lc = static_cast<int64_t>(tc.size()), Lu = static_cast<int64_t>(tu.size());
     std::vector<float> cond(emb.hidden.begin(), emb.hidden.begin() + Lc * D);
@@ -226,6 +231,7 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
     auto t_step = std::chrono::steady_clock::now();
     auto denoise = [&](const std::vector<float>& xi, float sigma, int) {
         char pre[16];
+        check_cancel();
         std::snprintf(pre, sizeof pre, "eval%02d_", eval++);
         const std::vector<int64_t> shp = {1, 4, h, w};
         const float c_in = 1.0f / std::sqrt(sigma * sigma + 1.0f);
@@ -257,6 +263,7 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
         const auto now = std::chrono::steady_clock::now();
         const double s = std::chrono::duration<double>(now - t_step).count();
         t_step = now;
+        steps_done = i + 1;
         if (hooks.progress) hooks.progress(i + 1, steps_run, s);
     };
     Txt2ImgResult r;
@@ -265,6 +272,7 @@ Txt2ImgResult StableDiffusion::generate(const Txt2ImgParams& p, const Txt2ImgHoo
     r.latent = sample(p.sampler, denoise, x, sigmas, *rng, on_step);
     dump("final_latent", {1, 4, h, w}, r.latent);
     if (!decode) return r;
+    check_cancel();
     ck_.release("model.diffusion_model.");  // the UNet's mapped weights leave before the VAE runs
     r.image = decode_latent(r.latent, h, w);
     dump("vae_decode_raw", {1, 3, p.height, p.width}, r.image);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "diffusion/clip_tokenizer.h"
 #include "diffusion/sampler.h"
 #include "diffusion/text_transformer.h"
@@ -43,12 +44,36 @@ struct Txt2ImgResult {
 // Observers: progress after each sampler step (k of n, seconds of that step), and an optional
 // dump of named intermediate tensors (names as in testdata/sd/runs: "init_noise", "eval00_x",
 // "eval00_eps_cond", "final_latent", …).
+// `cancelled` (optional) is asked after the text encoding, before every UNet evaluation and before
+// the VAE decode; once it returns true the run stops by throwing Cancelled (a server whose client
+// hung up: nothing more is computed, and the unwinding frees the run's buffers).
 struct Txt2ImgHooks {
     std::function<void(int step, int steps, double step_seconds)> progress;
     std::function<void(const std::string& name, const std::vector<int64_t>& shape,
                        const std::vector<float>& data)>
         dump;
+    std::function<bool()> cancelled;
 };
+
+// Thrown when Txt2ImgHooks::cancelled said so; `steps_done` sampler steps had completed.
+class Cancelled : public Error {
+  public:
+    explicit Cancelled(int steps_done)
+        : Error("image generation cancelled after " + std::to_string(steps_done) + " steps"),
+          steps_done(steps_done) {}
+    int steps_done;
+};
+
+// The factor between the UNet's latent and the VAE's input (z = latent / scale): 0.18215 for the
+// SD 1.x/2.x VAE (kl-f8), 0.13025 for SDXL's. Two checkpoints whose scales differ have different
+// VAEs: a latent of one cannot be decoded by the other.
+inline float latent_scale_of(SdVersion v) {
+    return v == SdVersion::SDXL ? 0.13025f : VaeDecoder::kScale;
+}
+// "sd1", "sd2", "sdxl": the variant's name on the wire (the latents endpoint).
+inline const char* sd_variant_id(SdVersion v) {
+    return v == SdVersion::SD1 ? "sd1" : v == SdVersion::SD2 ? "sd2" : "sdxl";
+}
 
 struct Img2ImgParams;  // diffusion/img2img.h
 
@@ -62,7 +87,9 @@ class StableDiffusion {
     // the final latent, no image.
     Txt2ImgResult txt2latent(const Txt2ImgParams& p, const Txt2ImgHooks& hooks = {});
     // img2img.cpp: encode the init image, noise it to the strength's sigma, denoise, decode.
-    Txt2ImgResult img2img(const Img2ImgParams& p, const Txt2ImgHooks& hooks = {});
+    // decode = false stops at the final latent, as txt2latent.
+    Txt2ImgResult img2img(const Img2ImgParams& p, const Txt2ImgHooks& hooks = {},
+                          bool decode = true);
     // img2img.cpp: VAE encoder moments [8][H/8][W/8] of an image [3][H][W] in [-1, 1] (the
     // encoder is loaded on first use: txt2img never needs it).
     std::vector<float> encode_image(const std::vector<float>& img, int H, int W);
@@ -77,7 +104,8 @@ class StableDiffusion {
     // SDXL's label_emb input y [adm_in = 2816]: pooled (1280) then the 256-wide sinusoidal
     // embeddings of original size (h, w), crop (0, 0) and target size (h, w), in pixels.
     static std::vector<float> sdxl_vector(const std::vector<float>& pooled, int width, int height);
-    float latent_scale() const { return latent_scale_; }  // 0.18215 (SD1/2), 0.13025 (SDXL)
+    float latent_scale() const { return latent_scale_; }  // latent_scale_of(version())
+    SdVersion version() const { return unet_.config().version; }
     std::vector<float> decode_latent(const std::vector<float>& latent, int h, int w);
 
     const Checkpoint& checkpoint() const { return ck_; }
@@ -95,7 +123,7 @@ class StableDiffusion {
     UNet unet_;
     VaeDecoder vae_;
     CompVisSchedule sched_;
-    float latent_scale_ = VaeDecoder::kScale;
+    float latent_scale_;
     // The text encoder's output for the last few token sequences (prompts repeat across images).
     std::vector<std::pair<std::vector<int32_t>, Cond>> te_cache_;
     // txt2img, txt2latent and img2img: init == nullptr starts from noise·σ0 on the full schedule;

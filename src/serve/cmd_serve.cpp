@@ -36,9 +36,10 @@ int cmd_serve(int argc, char** argv) {
     std::string sd_model, clip_merges;
     serve::ImageLimits image_limits;
     app.add_option("-m,--model", model_path, "GGUF model file");
-    app.add_option("--sd-model", sd_model,
-                   "Stable Diffusion 1.x checkpoint: enables POST /v1/images/generations and "
-                   "/v1/images/latents (alone or with -m)");
+    app.add_option(
+        "--sd-model", sd_model,
+        "Stable Diffusion 1.x/2.x/SDXL checkpoint: enables POST /v1/images/generations and "
+        "/v1/images/latents (alone or with -m)");
     app.add_option("--clip-merges", clip_merges,
                    "CLIP merges.txt for --sd-model (default: $DUAN_CLIP_MERGES or next to it)");
     app.add_option("--image-max-size", image_limits.max_side, "largest image side in pixels")

@@ -1,6 +1,9 @@
 #include "serve/image_client.h"
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "serve/base64.h"
@@ -118,9 +121,37 @@ LatentReply request_latent(const ImageClientOptions& o, const json& body) {
     out.z = unpack_latent(reinterpret_cast<const uint8_t*>(r->body.data()), r->body.size(),
                           out.format, static_cast<size_t>(4) * out.latent_h * out.latent_w);
     out.seed = header_u64(*r, kSeedHeader);
+    if (const std::string sc = r->get_header_value(kLatentScaleHeader); !sc.empty()) {
+        char* end = nullptr;
+        out.scale = std::strtof(sc.c_str(), &end);
+        if (end == sc.c_str() || *end != '\0' || !(out.scale > 0 && out.scale < 100))
+            fail(what, ": bad ", kLatentScaleHeader, " '", sc, "'");
+    }
+    out.variant = r->get_header_value(kModelVariantHeader).substr(0, 32);
     out.body_bytes = r->body.size();
     out.server = parse_server_timing(r->get_header_value("Server-Timing"));
     return out;
+}
+
+void check_latent_scale(const LatentReply& r, float device_scale, const std::string& device_model,
+                        const std::string& device_variant) {
+    const float server = r.scale > 0 ? r.scale : 0.18215f;
+    if (r.scale <= 0)
+        std::fprintf(stderr,
+                     "warning: the server does not state its latent scale (an older duan?); "
+                     "assuming SD 1.x's 0.18215\n");
+    if (device_scale <= 0) {
+        std::fprintf(stderr,
+                     "warning: %s has no UNet to tell its variant; cannot check that its VAE "
+                     "matches the server's model (%s, latent scale %g)\n",
+                     device_model.c_str(), r.variant.empty() ? "?" : r.variant.c_str(), server);
+        return;
+    }
+    if (std::fabs(server - device_scale) > 1e-6f * device_scale)
+        fail("the server's model is ", r.variant.empty() ? "unknown" : r.variant, " (latent scale ",
+             server, ") but this device's checkpoint ", device_model, " is ", device_variant,
+             " (latent scale ", device_scale,
+             "): its VAE cannot decode that latent; give -m a checkpoint of the server's variant");
 }
 
 PngReply request_png(const ImageClientOptions& o, const json& body_in) {

@@ -22,7 +22,9 @@ struct ServerTimings {  // from the Server-Timing header (seconds); all 0 when a
 };
 
 struct LatentReply {
-    std::vector<float> z;  // [4][h][w], the VAE input (final latent / 0.18215)
+    std::vector<float> z;  // [4][h][w], the VAE input (final latent / scale)
+    float scale = 0;       // the server's latent scale (X-Duan-Latent-Scale); 0: not stated
+    std::string variant;   // the server's model variant (sd1, sd2, sdxl); "" if not stated
     int latent_h = 0, latent_w = 0;
     LatentFormat format = LatentFormat::F16;
     uint64_t seed = 0;
@@ -48,5 +50,12 @@ LatentReply request_latent(const ImageClientOptions& o, const nlohmann::json& bo
 PngReply request_png(const ImageClientOptions& o, const nlohmann::json& body);
 
 ServerTimings parse_server_timing(const std::string& header);
+
+// The device's side of the scale check: throws duan::Error, naming both models, when the server's
+// latent scale differs from `device_scale` (the device's VAE is of another kind: SD 1.x/2.x vs
+// SDXL, and cannot decode that latent). device_scale <= 0 (unknown) or a server that does not
+// state its scale (an older duan: SD 1.x's 0.18215 is assumed) pass with a warning on stderr.
+void check_latent_scale(const LatentReply& r, float device_scale, const std::string& device_model,
+                        const std::string& device_variant);
 
 }  // namespace duan::serve

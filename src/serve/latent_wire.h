@@ -1,5 +1,7 @@
 // The latent of the device/cloud split on the wire (docs/SERVING.md, "Images"):
-//   values: z = final_latent / 0.18215, the VAE decoder's input, NCHW [1][4][H/8][W/8];
+//   values: z = final_latent / scale, the VAE decoder's input, NCHW [1][4][H/8][W/8]; scale is
+//           the model's (0.18215 SD 1.x/2.x, 0.13025 SDXL), sent along so that the device can
+//           check that its VAE is of the same kind;
 //   format: "f16" (IEEE half, the default: 32 KB for 512×512) or "f32"; little-endian.
 // Why z and why f16 is lossless here: the decoder's first layer (post_quant_conv, like every conv
 // of duan and the reference) rounds its input to f16, so f16(z) is exactly what it reads: a
@@ -27,5 +29,7 @@ inline constexpr const char* kLatentShapeHeader = "X-Duan-Latent-Shape";    // "
 inline constexpr const char* kLatentFormatHeader = "X-Duan-Latent-Format";  // "f16"
 inline constexpr const char* kLatentSpaceHeader = "X-Duan-Latent-Space";    // "vae_input"
 inline constexpr const char* kSeedHeader = "X-Duan-Seed";
+inline constexpr const char* kLatentScaleHeader = "X-Duan-Latent-Scale";    // "0.13025"
+inline constexpr const char* kModelVariantHeader = "X-Duan-Model-Variant";  // sd1|sd2|sdxl
 
 }  // namespace duan::serve
