@@ -32,6 +32,9 @@
 #include "kernels/kernels.h"
 #include "kernels/x86/x86_gemm.h"
 #include "kernels/x86/x86_kernels.h"
+#if defined(__aarch64__)
+#include "kernels/arm/neon_kernels.h"
+#endif
 
 namespace duan::kernels {
 namespace {
@@ -53,6 +56,33 @@ Dot4Fn dot4_for(DType t) {
     if (t == DType::Q4_0) return vnni ? avx512vnni::vec_dot4_q4_0_q8_0 : avx2::vec_dot4_q4_0_q8_0;
     if (t == DType::Q5_0) return vnni ? avx512vnni::vec_dot4_q5_0_q8_0 : avx2::vec_dot4_q5_0_q8_0;
     if (t == DType::Q8_0) return vnni ? avx512vnni::vec_dot4_q8_0_q8_0 : avx2::vec_dot4_q8_0_q8_0;
+#elif defined(__aarch64__)
+    // Same per-row order as the table's vec_dot: the dotprod build on dotprod and i8mm CPUs,
+    // the vmull_s8 one on plain NEON (tests/test_simd_arm.cpp: FourRowDotsAreBitIdentical).
+    const Isa isa = active_isa();
+    if (!isa_supports(isa, Isa::NEON)) return nullptr;
+    const bool dp = isa_supports(isa, Isa::NEON_DOTPROD);
+    if (t == DType::Q4_0)
+        return dp ? arm::dotprod::vec_dot4_q4_0_q8_0 : arm::neon::vec_dot4_q4_0_q8_0;
+    if (t == DType::Q8_0)
+        return dp ? arm::dotprod::vec_dot4_q8_0_q8_0 : arm::neon::vec_dot4_q8_0_q8_0;
+#else
+    (void)t;
+#endif
+    return nullptr;
+}
+
+using Tile2x2Fn = void (*)(int64_t n, const void* w, size_t w_stride, const void* act,
+                           size_t act_stride, float* out);
+
+// The 2x2 row-tile kernel (two weight rows x two activation rows; i8mm's SMMLA) for W's type
+// under the active ISA, or nullptr. Each of its four outputs is bit-identical to the table's
+// vec_dot (tests/test_simd_arm.cpp: I8mmTilesAreBitIdentical).
+Tile2x2Fn tile2x2_for(DType t) {
+#if defined(__aarch64__)
+    if (!isa_supports(active_isa(), Isa::NEON_I8MM)) return nullptr;
+    if (t == DType::Q4_0) return arm::i8mm::vec_dot_2x2_q4_0_q8_0;
+    if (t == DType::Q8_0) return arm::i8mm::vec_dot_2x2_q8_0_q8_0;
 #else
     (void)t;
 #endif
@@ -236,6 +266,7 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
     }
 
     const Dot4Fn dot4 = dot4_for(W.type);
+    const Tile2x2Fn tile2 = M >= 2 ? tile2x2_for(W.type) : nullptr;
     const int64_t m_tile = std::max<int64_t>(
         1, std::min<int64_t>(M, static_cast<int64_t>(kActTileBytes / act_row_bytes)));
 
@@ -244,6 +275,28 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
         for (int64_t m0 = 0; m0 < M; m0 += m_tile) {
             const int64_t m1 = std::min(M, m0 + m_tile);
             int64_t n = n0;
+            if (tile2 && m1 - m0 >= 2) {
+                // 2 weight rows x 2 activation rows per call (i8mm): r = [m][n], [m][n+1],
+                // [m+1][n], [m+1][n+1]; an odd last activation row takes the single-row dot.
+                for (; n + 2 <= n1; n += 2) {
+                    const void* w = W.row(n);
+                    int64_t m = m0;
+                    for (; m + 2 <= m1; m += 2) {
+                        float r[4];
+                        tile2(K, w, W.row_bytes, act + static_cast<size_t>(m) * act_row_bytes,
+                              act_row_bytes, r);
+                        y[m * N + n] = r[0];
+                        y[m * N + n + 1] = r[1];
+                        y[(m + 1) * N + n] = r[2];
+                        y[(m + 1) * N + n + 1] = r[3];
+                    }
+                    for (; m < m1; ++m) {
+                        const uint8_t* a = act + static_cast<size_t>(m) * act_row_bytes;
+                        y[m * N + n] = dot(K, w, a);
+                        y[m * N + n + 1] = dot(K, W.row(n + 1), a);
+                    }
+                }
+            }
             if (dot4) {
                 float r[4];
                 for (; n + 4 <= n1; n += 4) {
@@ -278,9 +331,8 @@ void matmul(const Weight& W, const float* x, int64_t M, float* y, ThreadPool& po
     const int64_t target = pool.size() * kChunksPerThread;
     const int64_t chunk = std::max<int64_t>(16, ((N + target - 1) / target + 3) / 4 * 4);
     const int64_t n_chunks = (N + chunk - 1) / chunk;
-    pool.parallel_tasks(n_chunks, [&](int64_t t, int) {
-        rows(t * chunk, std::min<int64_t>(N, (t + 1) * chunk));
-    });
+    pool.parallel_tasks(
+        n_chunks, [&](int64_t t, int) { rows(t * chunk, std::min<int64_t>(N, (t + 1) * chunk)); });
 }
 
 }  // namespace duan::kernels
