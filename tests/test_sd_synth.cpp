@@ -24,8 +24,7 @@ namespace {
 std::map<std::string, int64_t> count(const SdSynthSpec& s) {
     std::map<std::string, int64_t> m;
     for (const auto& t : sd_synth_tensors(s)) {
-        int64_t n = 1;
-        for (int64_t d : t.shape) n *= d;
+        const int64_t n = t.numel();
         std::string k = t.name.rfind("model.diffusion_model.", 0) == 0 ? "unet"
                         : t.name.rfind("first_stage_model.", 0) == 0   ? "vae"
                                                                        : "";

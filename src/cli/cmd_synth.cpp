@@ -26,9 +26,7 @@ int synth_sd(const std::string& name, const std::string& out, const std::string&
     if (plan_only) {
         int64_t total = 0;
         for (const auto& ts : diffusion::sd_synth_tensors(spec)) {
-            int64_t n = 1;
-            for (int64_t d : ts.shape) n *= d;
-            total += n;
+            total += ts.numel();
             std::string shape;
             for (int64_t d : ts.shape) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
             std::printf("%-80s %-5s %s\n", ts.name.c_str(),

@@ -64,8 +64,7 @@ void write_sd_gguf(const std::string& out, const std::vector<SdTensorSource>& te
     for (size_t i = 0; i < tensors.size(); ++i) {
         const SdTensorSource& t = tensors[i];
         const std::vector<float> f = data(i);
-        int64_t n = 1;
-        for (int64_t d : t.shape) n *= d;
+        const int64_t n = t.numel();
         if (static_cast<int64_t>(f.size()) != n)
             fail("tensor ", t.name, ": ", f.size(), " values for ", n, " elements");
         int64_t row = t.shape.empty() ? 1 : t.shape.back();

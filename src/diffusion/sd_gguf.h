@@ -38,12 +38,19 @@ struct SdConvertOptions {
 DType sd_tensor_type(const std::string& name, const std::vector<int64_t>& shape, DType src,
                      DType target, bool quantize_convs = true);
 
+inline int64_t shape_numel(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+}
+
 // One tensor to write: its LDM name, PyTorch-order shape and the type it comes in (which decides
 // what "keep the source type" means for biases and norms).
 struct SdTensorSource {
     std::string name;
     std::vector<int64_t> shape;
     DType type = DType::F32;
+    int64_t numel() const { return shape_numel(shape); }
 };
 
 // Writes `tensors` as an SD GGUF, typing each with sd_tensor_type; data(i) gives tensor i's

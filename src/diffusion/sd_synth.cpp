@@ -254,23 +254,20 @@ std::vector<SdTensorShape> sd_synth_tensors(const SdSynthSpec& s) {
 }
 
 void sd_synth_fill(const SdTensorShape& t, uint64_t seed, std::vector<float>& out) {
-    int64_t n = 1;
-    for (int64_t d : t.shape) n *= d;
+    const int64_t n = t.numel();
     out.resize(static_cast<size_t>(n));
     const std::string& nm = t.name;
     const bool bias = ends_with(nm, ".bias") || ends_with(nm, "_bias");
     // Norm scales (GroupNorm/LayerNorm weights, 1-D): 1. UNet's in_layers.0/out_layers.0/out.0
     // and the VAE's norm* are norms too, named by position.
-    const bool norm_w = !bias && t.shape.size() == 1;
-    if (norm_w) {
+    if (!bias && t.shape.size() == 1) {
         std::fill(out.begin(), out.end(), 1.0f);
         return;
     }
-    const float sd = bias                 ? 0.02f
-                     : t.shape.size() > 1 ? 1.0f / std::sqrt(static_cast<float>(n / t.shape[0]))
-                                          : 0.02f;
-    // Embedding tables keep unit-scale rows like trained CLIPs' (~0.01-0.1); N(0, 0.02²) is fine.
-    const float scale = has(nm, "embedding") ? 0.02f : sd;
+    // Biases and the token/position embedding tables N(0, 0.02²) (trained CLIPs' rows are of that
+    // scale); matrices and conv kernels N(0, 1/fan_in).
+    const float scale =
+        bias || has(nm, "embedding") ? 0.02f : 1.0f / std::sqrt(static_cast<float>(n / t.shape[0]));
     fill_normal(out.data(), n, seed, scale);
 }
 
@@ -281,9 +278,7 @@ SdSynthStats write_sd_synth(const SdSynthSpec& s, const std::string& out, uint64
     SdSynthStats st;
     for (const SdTensorShape& t : ts) {
         src.push_back({t.name, t.shape, DType::F32});
-        int64_t n = 1;
-        for (int64_t d : t.shape) n *= d;
-        st.n_params += n;
+        st.n_params += t.numel();
     }
     st.n_tensors = static_cast<int>(ts.size());
     write_sd_gguf(

@@ -45,6 +45,7 @@ struct SdSynthSpec {
 struct SdTensorShape {
     std::string name;
     std::vector<int64_t> shape;  // PyTorch order
+    int64_t numel() const { return shape_numel(shape); }
 };
 
 // sd15, sd2, sdxl (real sizes); throws for another name.
@@ -54,7 +55,8 @@ const std::vector<std::string>& sd_synth_preset_names();
 // Every tensor of the checkpoint, in the order the real structure lists them.
 std::vector<SdTensorShape> sd_synth_tensors(const SdSynthSpec& s);
 
-// Initial values of one tensor: norm weights 1, biases N(0, 0.02²), weights N(0, 1/fan_in).
+// Initial values of one tensor: norm weights 1, biases and embeddings N(0, 0.02²), weights
+// N(0, 1/fan_in).
 void sd_synth_fill(const SdTensorShape& t, uint64_t seed, std::vector<float>& out);
 
 struct SdSynthStats {

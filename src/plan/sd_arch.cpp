@@ -14,75 +14,57 @@ using diffusion::SdVersion;
 using diffusion::UNetConfig;
 
 // ---------------------------------------------------------------------------------------------
-// Presets. Shapes from the released configs (CompVis v1-inference.yaml, Stability v2-inference,
-// sd_xl_base.yaml); docs/PLANNING.md lists the parameter counts these give and where the
-// published figures come from.
+// Presets: the shapes are diffusion::sd_synth_preset's (the files `duan synth --sd` writes; shapes
+// from the released configs, docs/PLANNING.md lists the parameter counts and their sources); the
+// plan adds what the pipeline does with them (variant, head width, text layers run).
 // ---------------------------------------------------------------------------------------------
-namespace {
-SdTextArch vit_l(const std::string& prefix, int layers_run) {
-    SdTextArch t;
-    t.prefix = prefix;
-    t.layers_run = layers_run;
-    return t;
-}
-SdTextArch open_clip(const std::string& prefix, int dim, int layers, int proj, int layers_run) {
-    SdTextArch t;
-    t.prefix = prefix;
-    t.open_clip = true;
-    t.dim = dim;
-    t.layers = layers;
-    t.mlp = 4 * dim;
-    t.proj_dim = proj;
-    t.layers_run = layers_run;
-    return t;
-}
-}  // namespace
-
 const std::vector<std::string>& sd_preset_names() {
-    static const std::vector<std::string> n = {"sd15", "sd2", "sdxl"};
-    return n;
+    return diffusion::sd_synth_preset_names();
 }
 
 SdArch sd_preset(const std::string& name_in) {
     std::string name = name_in;
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    SdArch a;
-    UNetConfig& u = a.unet;
-    u.model_channels = 320;
-    u.num_res_blocks = 2;
-    if (name == "sd15" || name == "sd1" || name == "sd1.5") {
-        a.name = "sd15";
-        u.version = SdVersion::SD1;
-        u.mult = {1, 2, 4, 4};
-        u.depth = {1, 1, 1, 0};
-        u.context_dim = 768;
-        a.text = {vit_l("cond_stage_model.transformer.text_model.", 12)};
-    } else if (name == "sd2" || name == "sd21" || name == "sd2.1") {
-        a.name = "sd2";
-        u.version = SdVersion::SD2;
-        u.mult = {1, 2, 4, 4};
-        u.depth = {1, 1, 1, 0};
-        u.context_dim = 1024;
-        u.head_dim = 64;
-        u.linear_proj = true;
-        a.text = {open_clip("cond_stage_model.model.", 1024, 24, 1024, 23)};
-    } else if (name == "sdxl") {
-        a.name = "sdxl";
-        u.version = SdVersion::SDXL;
-        u.mult = {1, 2, 4};
-        u.depth = {0, 2, 10};
-        u.mid_depth = 10;
-        u.context_dim = 2048;
-        u.head_dim = 64;
-        u.linear_proj = true;
-        u.adm_in = 2816;
-        a.text = {vit_l("conditioner.embedders.0.transformer.text_model.", 11),
-                  open_clip("conditioner.embedders.1.model.", 1280, 32, 1280, 32)};
-    } else {
-        std::string known;
-        for (const auto& n : sd_preset_names()) known += (known.empty() ? "" : ", ") + n;
-        fail("--sd-preset: unknown Stable Diffusion preset '", name_in, "' (known: ", known, ")");
+    if (name == "sd1" || name == "sd1.5") name = "sd15";
+    if (name == "sd21" || name == "sd2.1") name = "sd2";
+    const auto& known = sd_preset_names();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::string list;
+        for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+        fail("--sd-preset: unknown Stable Diffusion preset '", name_in, "' (known: ", list, ")");
     }
+    const diffusion::SdSynthSpec s = diffusion::sd_synth_preset(name);
+    SdArch a;
+    a.name = name;
+    UNetConfig& u = a.unet;
+    u.version = name == "sd15" ? SdVersion::SD1 : name == "sd2" ? SdVersion::SD2 : SdVersion::SDXL;
+    u.model_channels = s.mc;
+    u.mult = s.mult;
+    u.depth = s.depth;
+    u.mid_depth = s.mid_depth;
+    u.context_dim = s.ctx;
+    u.head_dim = u.version == SdVersion::SD1 ? 0 : 64;  // SD1: 8 heads; SD2/SDXL: 64 wide
+    u.linear_proj = s.linear_proj;
+    u.adm_in = s.adm;
+    for (const diffusion::SdTextSpec& t : s.text) {
+        SdTextArch x;
+        x.prefix = t.prefix;
+        x.open_clip = t.openclip;
+        x.dim = t.width;
+        x.layers = t.layers;
+        x.mlp = t.mlp;
+        x.vocab = t.vocab;
+        x.n_pos = t.positions;
+        x.proj_dim = t.proj;
+        // The pipeline's cut: SD1 runs every layer, SD2 and SDXL's ViT-L stop at the penultimate,
+        // SDXL's bigG runs all (its last layer feeds the pooled vector).
+        const bool all =
+            u.version == SdVersion::SD1 || (u.version == SdVersion::SDXL && t.openclip);
+        x.layers_run = all ? t.layers : t.layers - 1;
+        a.text.push_back(x);
+    }
+    a.vae.dec_ch = s.vae_spec.dec_ch;
+    a.vae.enc_ch = s.vae_spec.encoder ? s.vae_spec.enc_ch : 0;
     return a;
 }
 
