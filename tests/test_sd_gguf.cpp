@@ -115,7 +115,7 @@ TEST(SdGguf, BadTensorsAreNamed) {
     const std::string path = tmp.path + "/bad.gguf";
     const std::string conv_in = "model.diffusion_model.input_blocks.0.0.weight";
     write_f32_gguf(path,
-                   {{conv_in, {32, 3, 3, 3}}});  // UNet input conv with 3 input channels, not 4
+                   {{conv_in, {32, 3, 3, 3}, {}}});  // UNet input conv with 3 input channels, not 4
     try {
         Checkpoint ck(path);
         UNet u(ck);
@@ -124,7 +124,7 @@ TEST(SdGguf, BadTensorsAreNamed) {
         EXPECT_NE(std::string(e.what()).find("input_blocks.0.0.weight"), std::string::npos)
             << e.what();
     }
-    write_f32_gguf(path, {{conv_in, {32, 4, 3, 3}}});
+    write_f32_gguf(path, {{conv_in, {32, 4, 3, 3}, {}}});
     try {
         Checkpoint ck(path);
         UNet u(ck);

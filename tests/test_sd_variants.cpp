@@ -115,7 +115,9 @@ void check_runs(const Spec& s, SdVersion want, int h, int w) {
         ss += static_cast<double>(v) * v;
     }
     EXPECT_GT(ss, 0.0);
-    if (s.adm) EXPECT_THROW(u.forward(pool, x, h, w, 500.0f, ctx, 77, nullptr), Error);
+    if (s.adm) {
+        EXPECT_THROW(u.forward(pool, x, h, w, 500.0f, ctx, 77, nullptr), Error);
+    }
 }
 }  // namespace
 
