@@ -35,7 +35,7 @@ Txt2ImgResult StableDiffusion::img2img(const Img2ImgParams& p, const Txt2ImgHook
     const std::vector<float> m =
         encode_image(rgb8_to_image(p.init_rgb.data(), p.width, p.height), p.height, p.width);
     auto rng = make_rng(p.rng, p.seed);
-    const std::vector<float> init = posterior_sample(m, *rng, latent_scale_);
+    const std::vector<float> init = posterior_sample(m, *rng, latent_scale());
     if (hooks.dump) {
         hooks.dump("vae_moments", {1, 8, h, w}, m);
         hooks.dump("init_latent", {1, 4, h, w}, init);

@@ -15,8 +15,7 @@ StableDiffusion::StableDiffusion(const std::string& checkpoint, const std::strin
       ck_(checkpoint),
       tok_(ClipTokenizer::from_merges_file(merges_path)),
       unet_(ck_),
-      vae_(ck_),
-      latent_scale_(latent_scale_of(unet_.config().version)) {
+      vae_(ck_) {
     using L = TextTransformer::Layout;
     switch (unet_.config().version) {
         case SdVersion::SD1:
@@ -124,7 +123,7 @@ std::vector<float> StableDiffusion::encode_prompt(const std::string& text) {
 
 std::vector<float> StableDiffusion::decode_latent(const std::vector<float>& latent, int h, int w) {
     std::vector<float> z = latent;
-    for (auto& v : z) v /= latent_scale_;
+    for (auto& v : z) v /= latent_scale();
     if (h * w > kVaeTileAboveLatentArea) return vae_decode_tiled(pool_, vae_, z, h, w);
     return vae_.decode(pool_, z, h, w);
 }

@@ -104,7 +104,7 @@ class StableDiffusion {
     // SDXL's label_emb input y [adm_in = 2816]: pooled (1280) then the 256-wide sinusoidal
     // embeddings of original size (h, w), crop (0, 0) and target size (h, w), in pixels.
     static std::vector<float> sdxl_vector(const std::vector<float>& pooled, int width, int height);
-    float latent_scale() const { return latent_scale_; }  // latent_scale_of(version())
+    float latent_scale() const { return latent_scale_of(version()); }
     SdVersion version() const { return unet_.config().version; }
     std::vector<float> decode_latent(const std::vector<float>& latent, int h, int w);
 
@@ -123,7 +123,6 @@ class StableDiffusion {
     UNet unet_;
     VaeDecoder vae_;
     CompVisSchedule sched_;
-    float latent_scale_;
     // The text encoder's output for the last few token sequences (prompts repeat across images).
     std::vector<std::pair<std::vector<int32_t>, Cond>> te_cache_;
     // txt2img, txt2latent and img2img: init == nullptr starts from noise·σ0 on the full schedule;
