@@ -329,7 +329,9 @@ TEST(RouterFallback, LocalOverloadAndFailureGoToCloud) {
     p.overflow_to_cloud = false;  // exercise the 429 -> cloud path, not the planner's
     RouterFixture f(p, fo, so);
     auto busy = f.local->submit(chat("x", 200));
-    std::this_thread::sleep_for(30ms);
+    // The one slot must be taken before the next request (a fixed sleep would race under qemu).
+    for (int i = 0; i < 1000 && f.eng->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(f.eng->begun.load(), 1);
     auto c = f.router->complete(chat("hi"));
     EXPECT_TRUE(c.route.cloud);
     EXPECT_EQ(c.route.reason, "fallback:local_busy");

@@ -242,7 +242,7 @@ TEST(ServeHttp, ClientDisconnectCancelsItsSequence) {
     httplib::Error err;
     c.send(req, res, err);  // returns false: we hung up after 3 chunks
     // The slot is freed long before the 1000 tokens would have been generated (5 s).
-    for (int i = 0; i < 200 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 1000 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
     EXPECT_EQ(s.engine->ended.load(), 1);
     EXPECT_LT(s.local->stats().tokens_generated, 500u);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("next", 2, false), kJsonType);
@@ -260,7 +260,7 @@ TEST(ServeHttp, ClientDisconnectCancelsNonStreamedRequest) {
     auto gone = c.Post("/v1/chat/completions", chat_body("forever", 1000, false), kJsonType);
     EXPECT_FALSE(gone);
     // The server notices within its 200 ms poll and frees the slot; 1000 tokens would take 5 s.
-    for (int i = 0; i < 200 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 1000 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
     EXPECT_EQ(s.engine->ended.load(), 1);
     EXPECT_LT(s.local->stats().tokens_generated, 500u);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("next", 2, false), kJsonType);
@@ -283,7 +283,7 @@ TEST(ServeHttp, DrainFinishesInFlightAndRefusesNew) {
     for (int i = 0; i < 1000 && s.engine->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
     EXPECT_EQ(s.engine->begun.load(), 1);
     std::thread d([&] { s.server->drain_and_stop(10); });
-    std::this_thread::sleep_for(20ms);
+    for (int i = 0; i < 1000 && !s.server->draining(); ++i) std::this_thread::sleep_for(1ms);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("late", 2, false), kJsonType);
     if (r) {
         EXPECT_EQ(r->status, 503);  // or the listener is already closed

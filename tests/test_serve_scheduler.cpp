@@ -143,7 +143,7 @@ TEST(ServeScheduler, CancelFreesTheSlot) {
     a->cancel();
     auto c = collect(*f.sch->submit(completion("y", 3)));
     EXPECT_EQ(c.text, expected_words(3));
-    for (int i = 0; i < 100 && f.eng->ended.load() < 2; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 1000 && f.eng->ended.load() < 2; ++i) std::this_thread::sleep_for(10ms);
     EXPECT_EQ(f.eng->begun.load(), f.eng->ended.load());
 }
 
