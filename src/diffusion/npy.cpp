@@ -7,13 +7,12 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/shape.h"
 
 namespace duan::diffusion {
 
 int64_t NpyArray::numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
+    return shape_numel(shape);
 }
 
 namespace {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/shape.h"
 #include "format/gguf.h"
 
 namespace duan::diffusion {
@@ -37,12 +38,6 @@ struct SdConvertOptions {
 // The type `name` (of `shape`, PyTorch order, stored as `src`) gets under `target`.
 DType sd_tensor_type(const std::string& name, const std::vector<int64_t>& shape, DType src,
                      DType target, bool quantize_convs = true);
-
-inline int64_t shape_numel(const std::vector<int64_t>& shape) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
-}
 
 // One tensor to write: its LDM name, PyTorch-order shape and the type it comes in (which decides
 // what "keep the source type" means for biases and norms).

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/shape.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "kernels/kernels.h"
@@ -16,9 +17,7 @@
 namespace duan::diffusion {
 
 int64_t TensorView::numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
+    return shape_numel(shape);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/shape.h"
 
 namespace duan::gguf {
 
@@ -322,9 +323,7 @@ std::optional<uint64_t> tensor_n_bytes(DType type, const std::vector<int64_t>& n
 }
 
 int64_t TensorInfo::n_elements() const {
-    int64_t n = 1;
-    for (int64_t d : ne) n *= d;  // validated not to overflow when read or declared
-    return n;
+    return shape_numel(ne);  // validated not to overflow when read or declared
 }
 
 // ---- Value -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/shape.h"
 
 namespace duan::safetensors {
 
@@ -48,9 +49,7 @@ std::optional<DType> dtype_from_name(std::string_view s) {
 }
 
 int64_t TensorInfo::numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
+    return shape_numel(shape);
 }
 
 File::File(const std::string& path) : map_(path), where_(path) {

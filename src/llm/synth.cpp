@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/random.h"
+#include "core/shape.h"
 #include "core/thread_pool.h"
 #include "format/gguf_writer.h"
 #include "kernels/kernels.h"
@@ -348,11 +349,7 @@ SynthStats synthesize(const Preset& p, const std::string& path, const SynthOptio
     SynthStats st;
     for (const auto& t : plan) {
         w.add_tensor(t.name, t.type, t.ne);
-        st.n_params += [&] {
-            int64_t n = 1;
-            for (int64_t d : t.ne) n *= d;
-            return n;
-        }();
+        st.n_params += shape_numel(t.ne);
         st.data_bytes += t.n_bytes;
     }
     st.n_tensors = static_cast<int>(plan.size());
