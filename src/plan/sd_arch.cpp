@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "core/shape.h"
 #include "diffusion/sd_gguf.h"
 #include "diffusion/sd_synth.h"
 #include "diffusion/weights.h"
@@ -12,6 +13,14 @@ namespace duan::plan {
 
 using diffusion::SdVersion;
 using diffusion::UNetConfig;
+
+namespace {
+// Text-encoder layers the pipeline leaves out at the end: SD1 runs every layer; SD2 and SDXL's
+// ViT-L stop at the penultimate; SDXL's bigG runs all (its last layer feeds the pooled vector).
+int text_layers_skipped(SdVersion v, bool open_clip) {
+    return v == SdVersion::SD1 || (v == SdVersion::SDXL && open_clip) ? 0 : 1;
+}
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Presets: the shapes are diffusion::sd_synth_preset's (the files `duan synth --sd` writes; shapes
@@ -56,11 +65,7 @@ SdArch sd_preset(const std::string& name_in) {
         x.vocab = t.vocab;
         x.n_pos = t.positions;
         x.proj_dim = t.proj;
-        // The pipeline's cut: SD1 runs every layer, SD2 and SDXL's ViT-L stop at the penultimate,
-        // SDXL's bigG runs all (its last layer feeds the pooled vector).
-        const bool all =
-            u.version == SdVersion::SD1 || (u.version == SdVersion::SDXL && t.openclip);
-        x.layers_run = all ? t.layers : t.layers - 1;
+        x.layers_run = std::max(1, t.layers - text_layers_skipped(u.version, t.openclip));
         a.text.push_back(x);
     }
     a.vae.dec_ch = s.vae_spec.dec_ch;
@@ -78,8 +83,8 @@ int64_t dim_of(const diffusion::Checkpoint& ck, const std::string& name, size_t 
     return t.shape[i];
 }
 
-SdTextArch text_from(const diffusion::Checkpoint& ck, const std::string& prefix, bool oc,
-                     int skip_last) {
+SdTextArch text_from(const diffusion::Checkpoint& ck, SdVersion v, const std::string& prefix,
+                     bool oc) {
     SdTextArch t;
     t.prefix = prefix;
     t.open_clip = oc;
@@ -95,7 +100,7 @@ SdTextArch text_from(const diffusion::Checkpoint& ck, const std::string& prefix,
     t.mlp = static_cast<int>(dim_of(ck, blocks + "0" + fc1, 0));
     if (oc && ck.has(prefix + "text_projection"))
         t.proj_dim = static_cast<int>(dim_of(ck, prefix + "text_projection", 1));
-    t.layers_run = std::max(1, t.layers - skip_last);
+    t.layers_run = std::max(1, t.layers - text_layers_skipped(v, oc));
     return t;
 }
 }  // namespace
@@ -106,14 +111,16 @@ SdArch sd_arch_from(const diffusion::Checkpoint& ck) {
     a.unet = diffusion::unet_config_from(ck);
     switch (a.unet.version) {
         case SdVersion::SD1:
-            a.text = {text_from(ck, "cond_stage_model.transformer.text_model.", false, 0)};
+            a.text = {
+                text_from(ck, a.unet.version, "cond_stage_model.transformer.text_model.", false)};
             break;
         case SdVersion::SD2:
-            a.text = {text_from(ck, "cond_stage_model.model.", true, 1)};
+            a.text = {text_from(ck, a.unet.version, "cond_stage_model.model.", true)};
             break;
         case SdVersion::SDXL:
-            a.text = {text_from(ck, "conditioner.embedders.0.transformer.text_model.", false, 1),
-                      text_from(ck, "conditioner.embedders.1.model.", true, 0)};
+            a.text = {text_from(ck, a.unet.version,
+                                "conditioner.embedders.0.transformer.text_model.", false),
+                      text_from(ck, a.unet.version, "conditioner.embedders.1.model.", true)};
             break;
     }
     a.vae.dec_ch = static_cast<int>(dim_of(ck, "first_stage_model.decoder.conv_in.weight", 0) / 4);
@@ -153,9 +160,7 @@ SdPart sd_part_of(const std::string& n) {
 }
 
 int64_t SdTensor::numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
+    return shape_numel(shape);
 }
 
 uint64_t SdTensor::bytes() const {
