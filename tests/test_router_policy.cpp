@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "hybrid/fake_engine.h"
 #include "hybrid/router.h"
+#include "wait_until.h"
 
 using namespace duan::hybrid;
 using namespace std::chrono_literals;
@@ -330,7 +331,7 @@ TEST(RouterFallback, LocalOverloadAndFailureGoToCloud) {
     RouterFixture f(p, fo, so);
     auto busy = f.local->submit(chat("x", 200));
     // The one slot must be taken before the next request (a fixed sleep would race under qemu).
-    for (int i = 0; i < 1000 && f.eng->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    duan::test::wait_until([&] { return f.eng->begun.load() >= 1; }, 5s);
     ASSERT_EQ(f.eng->begun.load(), 1);
     auto c = f.router->complete(chat("hi"));
     EXPECT_TRUE(c.route.cloud);

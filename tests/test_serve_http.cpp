@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "test_serve_util.h"
+#include "wait_until.h"
 
 using namespace duan;
 using namespace duan::test;
@@ -167,11 +168,12 @@ TEST(ServeHttp, QueueFullGives429WithRetryAfter) {
     TestServer s(fo, so);
     std::thread a(
         [&] { s.client()->Post("/v1/chat/completions", chat_body("a", 100, false), kJsonType); });
-    // Wait on state, not on the clock: under qemu a fixed 60 ms is not enough for a to be in the slot.
-    for (int i = 0; i < 1000 && s.engine->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    // Wait on state, not on the clock: under qemu a fixed 60 ms is not enough for a to be in the
+    // slot.
+    test::wait_until([&] { return s.engine->begun.load() >= 1; }, 5s);
     std::thread b(
         [&] { s.client()->Post("/v1/chat/completions", chat_body("b", 2, false), kJsonType); });
-    for (int i = 0; i < 1000 && s.server->in_flight() < 2; ++i) std::this_thread::sleep_for(5ms);
+    test::wait_until([&] { return s.server->in_flight() >= 2; }, 5s);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("c", 2, false), kJsonType);
     expect_openai_error(r, 429, "queue_full");
     EXPECT_EQ(r->get_header_value("Retry-After"), "1");
@@ -242,7 +244,7 @@ TEST(ServeHttp, ClientDisconnectCancelsItsSequence) {
     httplib::Error err;
     c.send(req, res, err);  // returns false: we hung up after 3 chunks
     // The slot is freed long before the 1000 tokens would have been generated (5 s).
-    for (int i = 0; i < 1000 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
+    test::wait_until([&] { return s.engine->ended.load() >= 1; }, 10s);
     EXPECT_EQ(s.engine->ended.load(), 1);
     EXPECT_LT(s.local->stats().tokens_generated, 500u);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("next", 2, false), kJsonType);
@@ -260,7 +262,7 @@ TEST(ServeHttp, ClientDisconnectCancelsNonStreamedRequest) {
     auto gone = c.Post("/v1/chat/completions", chat_body("forever", 1000, false), kJsonType);
     EXPECT_FALSE(gone);
     // The server notices within its 200 ms poll and frees the slot; 1000 tokens would take 5 s.
-    for (int i = 0; i < 1000 && s.engine->ended.load() < 1; ++i) std::this_thread::sleep_for(10ms);
+    test::wait_until([&] { return s.engine->ended.load() >= 1; }, 10s);
     EXPECT_EQ(s.engine->ended.load(), 1);
     EXPECT_LT(s.local->stats().tokens_generated, 500u);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("next", 2, false), kJsonType);
@@ -280,10 +282,10 @@ TEST(ServeHttp, DrainFinishesInFlightAndRefusesNew) {
     });
     // Drain only once the request is in flight: a fixed sleep raced under qemu (CI stop 9), where
     // the request had not reached the engine 50 ms later and was refused by the drain instead.
-    for (int i = 0; i < 1000 && s.engine->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    test::wait_until([&] { return s.engine->begun.load() >= 1; }, 5s);
     EXPECT_EQ(s.engine->begun.load(), 1);
     std::thread d([&] { s.server->drain_and_stop(10); });
-    for (int i = 0; i < 1000 && !s.server->draining(); ++i) std::this_thread::sleep_for(1ms);
+    test::wait_until([&] { return s.server->draining(); }, 1s);
     auto r = s.client()->Post("/v1/chat/completions", chat_body("late", 2, false), kJsonType);
     if (r) {
         EXPECT_EQ(r->status, 503);  // or the listener is already closed

@@ -12,6 +12,7 @@
 
 #include "sd_fixture.h"
 #include "serve_image_util.h"
+#include "wait_until.h"
 
 using namespace duan;
 using namespace std::chrono_literals;
@@ -37,16 +38,6 @@ int send_request(int port, const std::string& path, const std::string& body) {
     return fd;
 }
 
-template <class F>
-bool wait_for(F cond, std::chrono::milliseconds limit) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
-
 }  // namespace
 
 TEST(ServeImagesCancel, ClientDisconnectStopsTheGeneration) {
@@ -68,14 +59,14 @@ TEST(ServeImagesCancel, ClientDisconnectStopsTheGeneration) {
     // A: runs. B: waits for the model behind A.
     const int a = send_request(s.server->port(), "/v1/images/generations", body);
     ASSERT_GE(a, 0);
-    ASSERT_TRUE(wait_for([&] { return s.images->steps_run() >= 1; }, 120s));
+    ASSERT_TRUE(test::wait_until([&] { return s.images->steps_run() >= 1; }, 120s));
     const int b = send_request(s.server->port(), "/v1/images/generations", body);
     ASSERT_GE(b, 0);
-    ASSERT_TRUE(wait_for([&] { return s.images->waiting() == 2; }, 10s));
+    ASSERT_TRUE(test::wait_until([&] { return s.images->waiting() == 2; }, 10s));
 
     // B hangs up while queued: dropped before it costs a step (within the 100 ms poll); A runs on.
     close(b);
-    ASSERT_TRUE(wait_for([&] { return answered_499() == 1; }, 10s));
+    ASSERT_TRUE(test::wait_until([&] { return answered_499() == 1; }, 10s));
     EXPECT_EQ(cancelled(), 1);
     EXPECT_TRUE(s.images->busy());
     EXPECT_EQ(s.images->waiting(), 1);
@@ -83,7 +74,7 @@ TEST(ServeImagesCancel, ClientDisconnectStopsTheGeneration) {
     // A hangs up: it stops at its next UNet evaluation, long before its `total` steps.
     const int64_t at_close = s.images->steps_run();
     close(a);
-    ASSERT_TRUE(wait_for([&] { return answered_499() == 2 && !s.images->busy(); }, 60s));
+    ASSERT_TRUE(test::wait_until([&] { return answered_499() == 2 && !s.images->busy(); }, 60s));
     EXPECT_EQ(cancelled(), 2);
     const int64_t run = s.images->steps_run();
     std::printf("[cancel] %lld of %d steps run, %lld after the client closed\n",

@@ -6,6 +6,7 @@
 
 #include "hybrid/fake_engine.h"
 #include "hybrid/openai.h"
+#include "wait_until.h"
 
 using namespace duan::hybrid;
 using namespace std::chrono_literals;
@@ -116,7 +117,7 @@ TEST(ServeScheduler, QueueFullGives429WithRetryAfter) {
     so.max_queue = 1;
     Fixture f(fo, so);
     auto a = f.sch->submit(completion("x", 50));
-    for (int i = 0; i < 1000 && f.eng->begun.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    duan::test::wait_until([&] { return f.eng->begun.load() >= 1; }, 5s);
     auto b = f.sch->submit(completion("x", 2));  // queued
     try {
         f.sch->submit(completion("x", 2));
@@ -143,7 +144,7 @@ TEST(ServeScheduler, CancelFreesTheSlot) {
     a->cancel();
     auto c = collect(*f.sch->submit(completion("y", 3)));
     EXPECT_EQ(c.text, expected_words(3));
-    for (int i = 0; i < 1000 && f.eng->ended.load() < 2; ++i) std::this_thread::sleep_for(10ms);
+    duan::test::wait_until([&] { return f.eng->ended.load() >= 2; }, 10s);
     EXPECT_EQ(f.eng->begun.load(), f.eng->ended.load());
 }
 
