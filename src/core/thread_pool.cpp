@@ -31,8 +31,13 @@ ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_.store(true);
-        // A new generation with no job wakes spinning workers; they see stop_ first.
-        state_.store(static_cast<uint64_t>(gen_of(state_.load()) + 1) << 32);
+        // A new generation wakes spinning workers; they see stop_ first. Its index starts at
+        // n_threads_, i.e. every index already claimed: a worker still inside work() whose next
+        // claim lands here must not run job_, which points at the last call's function, gone by
+        // now (that claim read index 0 and called the dangling job: a rare SEGFAULT in
+        // ThreadPool.EveryIndexOnceOverManyCalls, CI 2026-11-27).
+        state_.store(static_cast<uint64_t>(gen_of(state_.load()) + 1) << 32 |
+                     static_cast<uint32_t>(n_threads_));
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
